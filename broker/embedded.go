@@ -1,0 +1,112 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"go.uber.org/zap"
+)
+
+// ReadyTimeoutDefault bounds how long StartEmbedded waits for the server to accept
+// connections.
+const ReadyTimeoutDefault = 10 * time.Second
+
+// EmbeddedConfig configures the embedded NATS server.
+type EmbeddedConfig struct {
+	// StoreDir is where JetStream keeps its files. Required.
+	StoreDir string
+	// Listen is host:port for clients; port 0 picks a free port (tests).
+	Listen string
+	// SyncAlways makes every write reach the disk before it is acknowledged.
+	SyncAlways bool
+	// SyncInterval, when SyncAlways is false, is how often writes are flushed to
+	// disk; zero means the server's default (2 minutes).
+	SyncInterval time.Duration
+	// ServerName names the server in logs and monitoring; default "jetsms".
+	ServerName string
+}
+
+// Embedded is a running in-process NATS server with JetStream.
+type Embedded struct {
+	srv *server.Server
+}
+
+// StartEmbedded starts a NATS server with JetStream in this process and returns once
+// it accepts connections.
+func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
+	if cfg.StoreDir == "" {
+		return nil, errors.New("embedded nats: store_dir must not be empty")
+	}
+	host, portText, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: listen %q: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("embedded nats: listen %q: port must be 0 to 65535", cfg.Listen)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	if err := os.MkdirAll(cfg.StoreDir, 0o750); err != nil {
+		return nil, fmt.Errorf("embedded nats: store_dir: %w", err)
+	}
+	name := cfg.ServerName
+	if name == "" {
+		name = "jetsms"
+	}
+	opts := &server.Options{
+		ServerName:   name,
+		Host:         host,
+		Port:         port,
+		JetStream:    true,
+		StoreDir:     cfg.StoreDir,
+		SyncAlways:   cfg.SyncAlways,
+		SyncInterval: cfg.SyncInterval,
+		NoSigs:       true, // the jetsms process owns signal handling
+		HTTPPort:     0,    // no monitoring port unless asked for
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	if log != nil {
+		srv.SetLoggerV2(serverLogger{log.Named("nats").Sugar()}, false, false, false)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(ReadyTimeoutDefault) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("embedded nats: not ready for connections on %s within %s", cfg.Listen, ReadyTimeoutDefault)
+	}
+	return &Embedded{srv: srv}, nil
+}
+
+// ClientURL is the URL clients connect to, e.g. nats://127.0.0.1:4222.
+func (e *Embedded) ClientURL() string { return e.srv.ClientURL() }
+
+// Server gives access to the underlying server (tests use it to stop and restart).
+func (e *Embedded) Server() *server.Server { return e.srv }
+
+// Stop shuts the server down and waits until it has. It is safe to call twice.
+func (e *Embedded) Stop() {
+	if e == nil || e.srv == nil {
+		return
+	}
+	e.srv.Shutdown()
+	e.srv.WaitForShutdown()
+}
+
+// serverLogger sends the server's own log lines to zap.
+type serverLogger struct{ s *zap.SugaredLogger }
+
+func (l serverLogger) Noticef(format string, v ...any) { l.s.Debugf(format, v...) }
+func (l serverLogger) Warnf(format string, v ...any)   { l.s.Warnf(format, v...) }
+func (l serverLogger) Fatalf(format string, v ...any)  { l.s.Errorf(format, v...) }
+func (l serverLogger) Errorf(format string, v ...any)  { l.s.Errorf(format, v...) }
+func (l serverLogger) Debugf(format string, v ...any)  { l.s.Debugf(format, v...) }
+func (l serverLogger) Tracef(format string, v ...any)  { l.s.Debugf(format, v...) }

@@ -1,0 +1,56 @@
+package subjects
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestNames(t *testing.T) {
+	t.Parallel()
+
+	t.Run("DefaultsMatchTheContract", func(t *testing.T) {
+		t.Parallel()
+		n, err := New(PrefixDefault)
+		require.NoError(t, err)
+		require.Equal(t, "SMS_JOBS", n.JobsStream())
+		require.Equal(t, "SMS_STATUS", n.StatusStream())
+		require.Equal(t, "SMS_INBOUND", n.InboundStream())
+		require.Equal(t, "SMS_DEAD", n.DeadStream())
+		require.Equal(t, "sms_ledger", n.LedgerBucket())
+		require.Equal(t, "sms.send.>", n.SendAll())
+		require.Equal(t, "sms.status.accepted", n.Status("accepted"))
+		require.Equal(t, "sms.dead.bulk", n.Dead("bulk"))
+		require.Equal(t, []string{"sms.send.bulk", "sms.send.bulk.>"}, n.LaneFilters("bulk"))
+	})
+
+	t.Run("DottedPrefixStartsEveryName", func(t *testing.T) {
+		t.Parallel()
+		n, err := New("acme.sms")
+		require.NoError(t, err)
+		require.Equal(t, "ACME_SMS_JOBS", n.JobsStream())
+		require.Equal(t, "acme_sms_ledger", n.LedgerBucket())
+		require.Equal(t, "acme.sms.send.priority", n.Send("priority"))
+		lane, campaign, ok := n.ParseSend("acme.sms.send.bulk.spring.sale")
+		require.True(t, ok)
+		require.Equal(t, "bulk", lane)
+		require.Equal(t, "spring.sale", campaign)
+	})
+
+	t.Run("ParseSendRejectsOtherSubjects", func(t *testing.T) {
+		t.Parallel()
+		n, _ := New("sms")
+		for _, s := range []string{"sms.status.accepted", "sms.send.", "other.send.bulk", "sms.send"} {
+			_, _, ok := n.ParseSend(s)
+			require.False(t, ok, s)
+		}
+	})
+
+	t.Run("BadPrefixesAreRefused", func(t *testing.T) {
+		t.Parallel()
+		for _, p := range []string{"", "a..b", ".sms", "sms.", "s ms", "sms.>", "sms.*"} {
+			_, err := New(p)
+			require.Error(t, err, p)
+		}
+	})
+}
