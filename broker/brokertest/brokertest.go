@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/jetsms/jetsms/broker"
@@ -32,7 +33,7 @@ func Start(t testing.TB, dir string) *Env {
 	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{
 		StoreDir: dir,
 		Listen:   "127.0.0.1:0",
-	}, zaptest.NewLogger(t))
+	}, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
 	require.NoError(t, err)
 	t.Cleanup(srv.Stop)
 	return connect(t, srv)
