@@ -1,0 +1,377 @@
+package gwsim
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Header values and bodies shared by every answer. net/http only reads header
+// slices, so one slice can serve every request.
+var (
+	headerJSON      = []string{"application/json"}
+	headerText      = []string{"text/plain; charset=utf-8"}
+	headerAllowMsgs = []string{"GET, HEAD, POST"}
+	headerAllowGet  = []string{"GET, HEAD"}
+	headerAuth      = []string{`Basic realm="Mobile Gateway"`}
+
+	body500         = []byte("Internal Server Error\n")
+	body503         = []byte(`{"message":"Service Unavailable"}`)
+	body429         = []byte(`{"message":"Too Many Requests"}`)
+	body401         = []byte(`{"message":"Unauthorized"}`)
+	body404         = []byte(`{"message":"Not Found"}`)
+	body405         = []byte(`{"message":"Method Not Allowed"}`)
+	body413         = []byte(`{"message":"Request Entity Too Large"}`)
+	bodyHealthy     = []byte(`{"status":"ok"}`)
+	bodyOpenAPI500  = []byte(`{"message":"SMS Gateway Service V2 error","statusCode":500,"error":"simulated internal error"}`)
+	bodySendFailed  = reject(http.StatusBadRequest, codeSendFailed, descSendFailed).body
+	bodyInvalidAttr = reject(http.StatusBadRequest, codeInvalidAttrib, []string{"simulated invalid attribute"}).body
+)
+
+// bufPool holds request body buffers; the answer to an accepted message is built in
+// the same buffer once the body has been decoded.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuf keeps a rare large body from pinning its buffer in the pool.
+const maxPooledBuf = 16 << 10
+
+// ServeHTTP answers the REST v2 routes at the server root and under BasePath:
+// POST /messages, GET /messages?id=, and GET /healthz. Other paths get 404 and
+// other methods 405.
+func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimPrefix(r.URL.Path, BasePath)
+	switch path {
+	case "/messages":
+		switch r.Method {
+		case http.MethodPost:
+			s.post(w, r)
+		case http.MethodGet, http.MethodHead:
+			s.get(w, r)
+		default:
+			w.Header()["Allow"] = headerAllowMsgs
+			write(w, http.StatusMethodNotAllowed, headerJSON, body405)
+		}
+	case "/healthz":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header()["Allow"] = headerAllowGet
+			write(w, http.StatusMethodNotAllowed, headerJSON, body405)
+			return
+		}
+		write(w, http.StatusOK, headerJSON, bodyHealthy)
+	default:
+		write(w, http.StatusNotFound, headerJSON, body404)
+	}
+}
+
+func (s *Simulator) post(w http.ResponseWriter, r *http.Request) {
+	s.requests.Add(1)
+	fault := s.nextFault()
+
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledBuf {
+			bufPool.Put(buf)
+		}
+	}()
+	// Reading to EOF also lets net/http notice a client that hangs up while the
+	// request is held, which cancels r.Context().
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, MaxBodyBytes+1)); err != nil {
+		return // the client went away mid-body: there is no one to answer
+	}
+
+	// Faults of the infrastructure in front of the gateway: they come before
+	// credentials and body are looked at.
+	switch fault {
+	case FaultTimeout:
+		s.faults[fault].Add(1)
+		s.hang(w, r)
+		return
+	case FaultReset:
+		s.faults[fault].Add(1)
+		abort(w, true)
+		return
+	case Fault500:
+		s.faults[fault].Add(1)
+		s.delay(r)
+		write(w, http.StatusInternalServerError, headerText, body500)
+		return
+	case Fault503:
+		s.faults[fault].Add(1)
+		s.delay(r)
+		w.Header()["Retry-After"] = s.retryAfter
+		write(w, http.StatusServiceUnavailable, headerJSON, body503)
+		return
+	case Fault429:
+		s.faults[fault].Add(1)
+		s.delay(r)
+		w.Header()["Retry-After"] = s.retryAfter
+		write(w, http.StatusTooManyRequests, headerJSON, body429)
+		return
+	case FaultOpenAPIError:
+		s.faults[fault].Add(1)
+		s.delay(r)
+		write(w, http.StatusInternalServerError, headerJSON, bodyOpenAPI500)
+		return
+	case FaultUnauthorized:
+		s.faults[fault].Add(1)
+		s.delay(r)
+		s.writeUnauthorized(w)
+		return
+	}
+
+	if buf.Len() > MaxBodyBytes {
+		s.rejected.Add(1)
+		s.delay(r)
+		write(w, http.StatusRequestEntityTooLarge, headerJSON, body413)
+		return
+	}
+	if !s.authorized(r) {
+		s.unauthorized.Add(1)
+		s.delay(r)
+		s.writeUnauthorized(w)
+		return
+	}
+	now := s.now()
+	m, rej := decode(buf.Bytes(), now)
+	if rej != nil {
+		s.rejected.Add(1)
+		s.delay(r)
+		write(w, rej.status, headerJSON, rej.body)
+		return
+	}
+
+	// Faults of the gateway itself: the message was valid.
+	switch fault {
+	case FaultSendFailed:
+		s.faults[fault].Add(1)
+		s.delay(r)
+		write(w, http.StatusBadRequest, headerJSON, bodySendFailed)
+		return
+	case FaultInvalidAttrib:
+		s.faults[fault].Add(1)
+		s.delay(r)
+		write(w, http.StatusBadRequest, headerJSON, bodyInvalidAttr)
+		return
+	}
+
+	// The message is accepted before the latency, as a real gateway commits while
+	// the client waits: a client that gives up during the latency does not know its
+	// message went through.
+	id := newUUID()
+	m.ID = id.String()
+	m.Status = StatusAccepted
+	m.At = now
+	s.store.put(id, m)
+	s.accepted.Add(1)
+	if fn := s.onAccept.Load(); fn != nil {
+		(*fn)(m)
+	}
+
+	switch fault {
+	case FaultAcceptThenReset:
+		s.faults[fault].Add(1)
+		abort(w, true)
+		return
+	case FaultAcceptThenHang:
+		s.faults[fault].Add(1)
+		s.hang(w, r)
+		return
+	}
+
+	// Destination passed international(), so it needs no JSON escaping.
+	buf.Reset()
+	buf.WriteString(`{"id":"`)
+	buf.WriteString(m.ID)
+	buf.WriteString(`","status":"accepted","detail":"`)
+	buf.WriteString(m.Destination)
+	buf.WriteString(`"}`)
+	s.delay(r)
+	write(w, http.StatusAccepted, headerJSON, buf.Bytes())
+}
+
+// lookup is the GET /messages answer.
+type lookup struct {
+	ID          string `json:"id"`
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+	Content     string `json:"content"`
+	Status      string `json:"status"`
+	Reference   string `json:"reference,omitempty"`
+}
+
+func (s *Simulator) get(w http.ResponseWriter, r *http.Request) {
+	s.lookups.Add(1)
+	if !s.authorized(r) {
+		s.unauthorized.Add(1)
+		s.writeUnauthorized(w)
+		return
+	}
+	id := r.URL.Query().Get("id")
+	if id == "" {
+		write(w, http.StatusBadRequest, headerJSON, reject(http.StatusBadRequest, codeMissingAttrib, []string{"id is required"}).body)
+		return
+	}
+	m, ok := s.store.get(id)
+	if !ok {
+		write(w, http.StatusNotFound, headerJSON, body404)
+		return
+	}
+	body, err := json.Marshal(lookup{
+		ID:          m.ID,
+		Source:      m.Source,
+		Destination: m.Destination,
+		Content:     m.Content,
+		Status:      m.Status,
+		Reference:   m.Reference,
+	})
+	if err != nil {
+		// Only strings are marshalled, and they came out of json.Unmarshal.
+		write(w, http.StatusInternalServerError, headerText, body500)
+		return
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	w.Header()["Location"] = []string{scheme + "://" + r.Host + r.URL.Path + "?id=" + url.QueryEscape(m.ID)}
+	write(w, http.StatusOK, headerJSON, body)
+}
+
+// authorized reports whether r carries the configured credentials, or whether none
+// are configured.
+func (s *Simulator) authorized(r *http.Request) bool {
+	if s.authHeader == "" {
+		return true
+	}
+	if r.Header.Get("Authorization") == s.authHeader {
+		return true
+	}
+	// The slow path accepts what the exact header match missed, such as a
+	// lower-case scheme.
+	user, pass, ok := r.BasicAuth()
+	if !ok {
+		return false
+	}
+	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(s.username))
+	passOK := subtle.ConstantTimeCompare([]byte(pass), []byte(s.password))
+	return userOK&passOK == 1
+}
+
+func (s *Simulator) writeUnauthorized(w http.ResponseWriter) {
+	w.Header()["Www-Authenticate"] = headerAuth
+	write(w, http.StatusUnauthorized, headerJSON, body401)
+}
+
+// delay waits out the configured latency and jitter, or less when the client goes
+// away or Close is called.
+func (s *Simulator) delay(r *http.Request) {
+	d := s.latency
+	if s.jitter > 0 {
+		d += rand.N(s.jitter)
+	}
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+	case <-s.done:
+	}
+}
+
+// hang holds the request without answering until HangFor passes, the client goes
+// away or Close is called, then closes the connection.
+func (s *Simulator) hang(w http.ResponseWriter, r *http.Request) {
+	s.held.Add(1)
+	if s.hooks != nil {
+		s.hooks.holdStarted()
+	}
+	defer func() {
+		s.held.Add(-1)
+		if s.hooks != nil {
+			s.hooks.holdEnded()
+		}
+	}()
+	t := time.NewTimer(s.hangFor)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+	case <-s.done:
+	}
+	abort(w, false)
+}
+
+// abort closes the connection without an answer; with reset it asks for a TCP RST
+// instead of an orderly close. Where the connection cannot be taken over (HTTP/2) it
+// falls back to net/http's own abort, which is silent by design.
+func abort(w http.ResponseWriter, reset bool) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if reset {
+		if tc := tcpConn(conn); tc != nil {
+			_ = tc.SetLinger(0) // Close then sends RST
+		}
+	}
+	_ = conn.Close()
+}
+
+func tcpConn(c net.Conn) *net.TCPConn {
+	for {
+		switch cc := c.(type) {
+		case *net.TCPConn:
+			return cc
+		case interface{ NetConn() net.Conn }: // *tls.Conn
+			c = cc.NetConn()
+		default:
+			return nil
+		}
+	}
+}
+
+func write(w http.ResponseWriter, status int, contentType []string, body []byte) {
+	w.Header()["Content-Type"] = contentType
+	w.WriteHeader(status)
+	_, _ = w.Write(body) // a client that went away is not an error here
+}
+
+// newUUID returns a version 4 UUID from math/rand/v2, which is fast and safe for
+// concurrent use; ids need to be unique, not unpredictable.
+func newUUID() uuid.UUID {
+	id, _ := uuid.NewRandomFromReader(fastRand{}) // fastRand never fails
+	return id
+}
+
+// fastRand is an io.Reader over math/rand/v2's per-thread generator.
+type fastRand struct{}
+
+func (fastRand) Read(p []byte) (int, error) {
+	n := len(p)
+	for len(p) >= 8 {
+		binary.LittleEndian.PutUint64(p, rand.Uint64())
+		p = p[8:]
+	}
+	if len(p) > 0 {
+		v := rand.Uint64()
+		for i := range p {
+			p[i] = byte(v >> (8 * i))
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,175 @@
+package gwsim
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+	"time"
+)
+
+// submission is the POST /messages body. Absent and empty strings are the same to
+// the gateway; scheduled and expires stay strings so a bad timestamp gets its own
+// error rather than a type error.
+type submission struct {
+	Destination string  `json:"destination"`
+	Content     string  `json:"content"`
+	Source      string  `json:"source"`
+	Reference   string  `json:"reference"`
+	Class       string  `json:"class"`
+	Mask        string  `json:"mask"`
+	SMSClass    *int    `json:"sms_class"`
+	Scheduled   *string `json:"scheduled"`
+	Expires     *string `json:"expires"`
+}
+
+// rejection is a validation answer: its status and its body.
+type rejection struct {
+	status int
+	body   []byte
+}
+
+// errorBody is the gateway's error body. Desc is a []string for missing_attrib and
+// per-field invalid_attrib errors and a string for the others, as the REST v2 page
+// shows both forms.
+type errorBody struct {
+	Error string `json:"error"`
+	Desc  any    `json:"error-desc"`
+}
+
+// Error codes of the REST v2 page.
+const (
+	codeSendFailed    = "send_failed"
+	codeInvalidJSON   = "invalid_json"
+	codeMissingAttrib = "missing_attrib"
+	codeInvalidAttrib = "invalid_attrib"
+)
+
+// Error descriptions of the REST v2 page, word for word.
+const (
+	descSendFailed     = "Could not queue message due to an unknown error"
+	descInvalidJSON    = "Invalid JSON data in the request body"
+	descScheduledRFC   = "Invalid scheduled timestamp (must be RFC3339)"
+	descScheduledLimit = "Invalid scheduled timestamp (must be less than 60 days)"
+	descScheduledPast  = "Invalid scheduled timestamp (must not be in the past)"
+)
+
+func reject(status int, code string, desc any) *rejection {
+	b, err := json.Marshal(errorBody{Error: code, Desc: desc})
+	if err != nil {
+		// Strings and string slices always marshal; this keeps the answer valid
+		// should that ever change.
+		b = []byte(`{"error":"` + code + `","error-desc":"` + code + `"}`)
+	}
+	return &rejection{status: status, body: b}
+}
+
+// decode parses and validates a POST /messages body as the gateway does, in this
+// order: JSON syntax (invalid_json), attribute types (invalid_attrib), required
+// attributes (missing_attrib), attribute values (invalid_attrib), then the scheduled
+// time (400 when not RFC 3339 or too far ahead, 422 when in the past). It returns
+// the message to accept, without ID, Status and At, or the rejection.
+func decode(body []byte, now time.Time) (Message, *rejection) {
+	var sub submission
+	if err := json.Unmarshal(body, &sub); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return Message{}, reject(http.StatusBadRequest, codeInvalidAttrib,
+				[]string{fmt.Sprintf("%s: must be %s, not %s", typeErr.Field, jsonKind(typeErr), typeErr.Value)})
+		}
+		if typeErr != nil {
+			return Message{}, reject(http.StatusBadRequest, codeInvalidJSON, descInvalidJSON+": the body must be a JSON object")
+		}
+		return Message{}, reject(http.StatusBadRequest, codeInvalidJSON, descInvalidJSON+": "+err.Error())
+	}
+
+	var missing []string
+	if sub.Destination == "" {
+		missing = append(missing, "destination is required")
+	}
+	if sub.Content == "" {
+		missing = append(missing, "content is required")
+	}
+	if missing != nil {
+		return Message{}, reject(http.StatusBadRequest, codeMissingAttrib, missing)
+	}
+
+	var invalid []string
+	if !international(sub.Destination) {
+		invalid = append(invalid, fmt.Sprintf("destination: %q is not in international format: want + then at most 15 digits, e.g. +64211234567", sub.Destination))
+	}
+	if sub.SMSClass != nil && (*sub.SMSClass < 0 || *sub.SMSClass > 3) {
+		invalid = append(invalid, fmt.Sprintf("sms_class: %d is out of range: want 0 to 3", *sub.SMSClass))
+	}
+	var expires *time.Time
+	if sub.Expires != nil {
+		t, err := time.Parse(time.RFC3339, *sub.Expires)
+		if err != nil {
+			invalid = append(invalid, fmt.Sprintf("expires: %q is not an RFC 3339 timestamp", *sub.Expires))
+		} else {
+			expires = &t
+		}
+	}
+	if invalid != nil {
+		return Message{}, reject(http.StatusBadRequest, codeInvalidAttrib, invalid)
+	}
+
+	var scheduled *time.Time
+	if sub.Scheduled != nil {
+		t, err := time.Parse(time.RFC3339, *sub.Scheduled)
+		switch {
+		case err != nil:
+			return Message{}, reject(http.StatusBadRequest, codeInvalidAttrib, descScheduledRFC)
+		case t.Before(now):
+			return Message{}, reject(http.StatusUnprocessableEntity, codeInvalidAttrib, descScheduledPast)
+		case !t.Before(now.Add(ScheduleLimit)):
+			return Message{}, reject(http.StatusBadRequest, codeInvalidAttrib, descScheduledLimit)
+		}
+		scheduled = &t
+	}
+
+	class := sub.Class
+	if class == "" {
+		class = ClassDefault
+	}
+	return Message{
+		Source:      sub.Source,
+		Destination: sub.Destination,
+		Content:     sub.Content,
+		Reference:   sub.Reference,
+		Class:       class,
+		Mask:        sub.Mask,
+		SMSClass:    sub.SMSClass,
+		Scheduled:   scheduled,
+		Expires:     expires,
+	}, nil
+}
+
+// international reports whether d is '+', a country code digit 1–9, then digits,
+// at most 15 digits in all (E.164), as CONTRACT.md has it.
+func international(d string) bool {
+	if len(d) < 3 || len(d) > 16 || d[0] != '+' || d[1] < '1' || d[1] > '9' {
+		return false
+	}
+	for i := 2; i < len(d); i++ {
+		if d[i] < '0' || d[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// jsonKind names the JSON type a field wants, in the terms of a JSON client.
+func jsonKind(e *json.UnmarshalTypeError) string {
+	if e.Type == nil {
+		return "another type"
+	}
+	switch e.Type.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Int:
+		return "an integer"
+	}
+	return "a " + e.Type.String()
+}
