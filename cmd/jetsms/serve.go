@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/jetsms/jetsms/broker"
+	"github.com/jetsms/jetsms/config"
+	"github.com/jetsms/jetsms/dispatcher"
+	"github.com/jetsms/jetsms/events"
+	"github.com/jetsms/jetsms/gwsim"
+	"github.com/jetsms/jetsms/ratelimit"
+	"github.com/jetsms/jetsms/subjects"
+	"github.com/jetsms/jetsms/worker"
+)
+
+// setupTimeout bounds start-up steps that talk to NATS.
+const setupTimeout = 30 * time.Second
+
+// loadConfig parses a command's flags and loads the configuration. prepare may set
+// the command's own defaults and flags.
+func loadConfig(name string, args []string, stderr io.Writer, prepare func(*flag.FlagSet, *config.Flags)) (config.Config, error) {
+	fs := flag.NewFlagSet("jetsms "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flags := config.RegisterFlags(fs)
+	if prepare != nil {
+		prepare(fs, flags)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return config.Config{}, err
+		}
+		return config.Config{}, errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "jetsms %s: unexpected argument %q\n", name, fs.Arg(0))
+		return config.Config{}, errUsage
+	}
+	return flags.Load(os.LookupEnv)
+}
+
+// runAll is `jetsms run`: the worker with embedded NATS (unless nats.url is set) and
+// the built-in simulator (unless a gateway account is configured).
+func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
+	cfg, err := loadConfig("run", args, stderr, func(_ *flag.FlagSet, f *config.Flags) {
+		// The quick start sends to the built-in simulator until a gateway is set.
+		f.SetDefault("gateway.url", config.SandboxURL)
+	})
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, stderr)
+}
+
+// runWorker is `jetsms worker`: as configured, with no sandbox default.
+func runWorker(ctx context.Context, args []string, _, stderr io.Writer) error {
+	cfg, err := loadConfig("worker", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, stderr)
+}
+
+// serve runs the worker and what it needs until ctx ends, then stops them in order.
+func serve(ctx context.Context, cfg config.Config, stderr io.Writer) (err error) {
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	if cfg.Gateway.API != "v2" {
+		return fmt.Errorf("gateway.api: %q is not supported yet; use v2", cfg.Gateway.API)
+	}
+	names, err := subjects.New(cfg.Streams.Prefix)
+	if err != nil {
+		return fmt.Errorf("streams.prefix: %w", err)
+	}
+
+	// NATS: the embedded server when no URL is configured. It stops last, after
+	// everything that publishes to it.
+	natsURL := cfg.NATS.URL
+	if natsURL == "" {
+		emb, err := broker.StartEmbedded(broker.EmbeddedConfig{
+			StoreDir:     cfg.NATS.Embedded.StoreDir,
+			Listen:       cfg.NATS.Embedded.Listen,
+			SyncAlways:   cfg.NATS.Embedded.Sync.Always,
+			SyncInterval: cfg.NATS.Embedded.Sync.Interval,
+		}, log)
+		if err != nil {
+			return err
+		}
+		defer emb.Stop()
+		natsURL = emb.ClientURL()
+		log.Info("embedded NATS started", zap.String("url", natsURL),
+			zap.String("store_dir", cfg.NATS.Embedded.StoreDir), zap.Stringer("sync", cfg.NATS.Embedded.Sync))
+	}
+	setupCtx, cancelSetup := context.WithTimeout(ctx, setupTimeout)
+	defer cancelSetup()
+	nc, err := broker.Connect(setupCtx, broker.ConnectConfig{
+		URL: natsURL, Name: "jetsms worker",
+		Creds: cfg.NATS.Creds, User: cfg.NATS.User, Password: cfg.NATS.Password, Token: cfg.NATS.Token,
+		TLSCA: cfg.NATS.TLS.CA, TLSCert: cfg.NATS.TLS.Cert, TLSKey: cfg.NATS.TLS.Key,
+	}, log)
+	if err != nil {
+		return err
+	}
+	// The connection closes after the worker has stopped, so every event of a job
+	// in flight is flushed first.
+	defer func() { _ = nc.FlushTimeout(5 * time.Second); nc.Close() }()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	if err := broker.EnsureStreams(setupCtx, js, broker.StreamsConfig{
+		Names: names, JobsMaxBytes: cfg.Streams.JobsMaxBytes, MaxAge: cfg.Streams.MaxAge, Replicas: cfg.Streams.Replicas,
+	}); err != nil {
+		return err
+	}
+
+	// The built-in simulator, when the gateway is "sandbox". It stops after the
+	// worker, so in-flight submissions get their answers.
+	gatewayURL := cfg.Gateway.URL
+	if cfg.IsSandbox() {
+		url, stopSim, err := startSandbox(cfg, log)
+		if err != nil {
+			return err
+		}
+		defer stopSim()
+		gatewayURL = url
+		log.Warn("gateway: built-in simulator, no SMS leaves this machine; set gateway.url, gateway.username and gateway.password to send for real",
+			zap.String("url", gatewayURL))
+	}
+	sender, err := dispatcher.NewRESTv2(dispatcher.Config{
+		URL: gatewayURL, Username: cfg.Gateway.Username, Password: cfg.Gateway.Password,
+		Timeout: cfg.Gateway.Timeout, MaxConns: cfg.Worker.Concurrency,
+	})
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	defer sender.Close()
+	limiter, err := ratelimit.New(ratelimit.Config{PerSecond: cfg.Rate.PerSecond, Burst: cfg.Rate.Burst})
+	if err != nil {
+		return err
+	}
+
+	// The worker: started last, stopped first.
+	w, err := worker.New(worker.Config{
+		Names: names, Lanes: cfg.Lanes, Concurrency: cfg.Worker.Concurrency,
+		MaxAttempts: cfg.Worker.MaxAttempts, AckWait: cfg.Worker.AckWait, MaxSegments: cfg.Jobs.MaxSegments,
+	}, js, sender, limiter, events.New(js, names), log)
+	if err != nil {
+		return err
+	}
+	if err := w.Start(setupCtx); err != nil {
+		return err
+	}
+	cancelSetup()
+	log.Info("jetsms running", zap.String("version", versionString()), zap.String("nats", natsURL),
+		zap.String("jobs", names.SendAll()), zap.Float64("rate_per_second", cfg.Rate.PerSecond))
+
+	<-ctx.Done()
+	log.Info("stopping: finishing jobs in flight", zap.Duration("grace_period", cfg.Worker.GracePeriod))
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), cfg.Worker.GracePeriod)
+	defer cancelStop()
+	if err := w.Stop(stopCtx); err != nil {
+		// Jobs cut off were handed back to NATS; that is a clean exit too.
+		log.Warn("grace period over", zap.Error(err))
+	}
+	return nil
+}
+
+// startSandbox serves the simulator on sandbox.listen and returns its base URL and a
+// function that stops it.
+func startSandbox(cfg config.Config, log *zap.Logger) (string, func(), error) {
+	mix, err := gwsim.ParseMix(cfg.Sandbox.Faults)
+	if err != nil {
+		return "", nil, fmt.Errorf("sandbox.faults: %w", err)
+	}
+	sim, err := gwsim.New(gwsim.Config{
+		Username: cfg.Gateway.Username, Password: cfg.Gateway.Password.Reveal(),
+		Latency: cfg.Sandbox.Latency, Faults: mix,
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("sandbox: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Sandbox.Listen)
+	if err != nil {
+		return "", nil, fmt.Errorf("sandbox.listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           sim,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          zap.NewStdLog(log.Named("sandbox")),
+	}
+	// Shutdown does not end requests the simulator holds on purpose (timeout
+	// faults); closing the simulator does.
+	srv.RegisterOnShutdown(sim.Close)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("sandbox server", zap.Error(err))
+		}
+	}()
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}
+	return "http://" + ln.Addr().String(), stop, nil
+}
+
+// runSandbox is `jetsms sandbox`: the simulator alone, until interrupted.
+func runSandbox(ctx context.Context, args []string, _, stderr io.Writer) error {
+	cfg, err := loadConfig("sandbox", args, stderr, func(_ *flag.FlagSet, f *config.Flags) {
+		// gateway.username and gateway.password, when set, are the credentials the
+		// simulator requires; the gateway's URL is not its business.
+		f.Client()
+	})
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	url, stop, err := startSandbox(cfg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("gateway simulator listening", zap.String("url", url),
+		zap.Duration("latency", cfg.Sandbox.Latency), zap.String("faults", cfg.Sandbox.Faults))
+	<-ctx.Done()
+	stop()
+	return nil
+}
+
+// runConfig is `jetsms config`: the effective configuration, secrets redacted.
+func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	// Checked as `jetsms worker` would check it.
+	cfg, err := loadConfig("config", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(stdout, cfg.Redacted())
+	return err
+}
+
+// Compile-time check that the REST v2 client is what the worker sends with.
+var _ worker.Sender = (*dispatcher.RESTv2)(nil)
+
+// natsHeader builds a header with one value per key.
+func natsHeader(kv ...string) nats.Header {
+	h := nats.Header{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		h.Set(kv[i], kv[i+1])
+	}
+	return h
+}

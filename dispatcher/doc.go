@@ -1,0 +1,79 @@
+// Package dispatcher submits jobs to the gateway and classifies every outcome the
+// worker must act on.
+//
+// [RESTv2] speaks the Modica Mobile Gateway REST v2 API (POST /messages,
+// GET /messages?id=, GET /healthz). It submits a job exactly once per call and never
+// retries: the worker owns retries, and needs to know precisely what happened to
+// decide whether a retry is safe. Every failed submission is an [*Error] whose
+// [Kind] is one of four outcomes the worker maps to an action:
+//
+//   - [KindRejected]: the gateway refused the message and would refuse it again
+//     (validation error, 422, other 4xx). Terminate the job.
+//   - [KindRetryable]: the gateway did not take the message (429, 5xx, 408,
+//     send_failed, or the request never fully left this process). Retry after a
+//     delay, at least [Error.RetryAfter].
+//   - [KindUnknown]: the request was fully written but no usable answer came back
+//     (timeout, connection lost, garbled 2xx). The gateway may have accepted it;
+//     resending risks a duplicate SMS.
+//   - [KindUnauthorized]: 401 or 403. Every other job will fail the same way until
+//     the credentials or the allow-listed IPs are fixed.
+//
+// # Guarantees
+//
+//   - One call, at most one message. Send never resends a request that may have
+//     reached the gateway. It sets no Idempotency-Key header, so net/http treats
+//     the POST as non-replayable: the HTTP/1 transport then retries by itself only
+//     after a nothingWrittenError (not one byte of the request reached the
+//     connection) and the HTTP/2 transport only after REFUSED_STREAM or a GOAWAY
+//     that names the stream unprocessed. In both cases the gateway cannot have
+//     seen the message, and the body is rewound (it is a bytes.Reader, so
+//     Request.GetBody is set). Redirects are not followed (requests go straight
+//     to the http.Transport, not through an http.Client): a 3xx is reported, not
+//     turned into a GET.
+//   - KindRetryable is returned for a failure only when the request was not fully
+//     written. Whether it was is taken from net/http/httptrace (WroteHeaders and
+//     WroteRequest, including WroteRequest's error). The judgement errs one way
+//     only: a request that might have been complete at the gateway is KindUnknown,
+//     never KindRetryable.
+//   - Every job carries a reference: the job's Reference, or its ID when
+//     Reference is empty, so delivery receipts and replies can always be matched
+//     to the job.
+//   - Each submission is bounded by [Config.Timeout] from the moment Send is
+//     called until the answer has been read, including waiting for a free
+//     connection when [Config.MaxConns] are busy.
+//   - At most 64 KiB of any response body is read; bodies are drained and closed
+//     so keep-alive connections are reused.
+//
+// # Failure handling
+//
+// Send returns an error wrapping an [*Error]; use [KindOf] or errors.As to read
+// it, or errors.Is with [ErrRejected], [ErrRetryable], [ErrUnknownOutcome] and
+// [ErrUnauthorized]. Transport errors stay reachable through Unwrap, so
+// errors.Is(err, context.Canceled) and errors.Is(err, syscall.ECONNREFUSED) work
+// too. Recognise a timeout by Error.Code "timeout" rather than by
+// context.DeadlineExceeded: the transport's response-header timeout (also
+// Config.Timeout) may fire first, and it does not wrap it.
+//
+// Status codes are classified as follows: 202 (and, defensively, any other 2xx
+// whose body carries a message id) is success. 400 is decided by the gateway's
+// error code: send_failed is retryable; invalid_json, missing_attrib,
+// invalid_attrib, any other code and no code at all are rejected. 401 and 403 are
+// unauthorised. 408 and 429 are retryable. 422 is rejected with code
+// scheduled_in_past. Other 3xx and 4xx are rejected; 5xx are retryable. Both
+// error bodies the gateway documents are understood: {"error":"<code>",
+// "error-desc":[...] or "..."} and {"message":"...","statusCode":500,
+// "error":"..."}; a body that is not JSON still classifies by status code.
+// Retry-After (seconds or an HTTP-date) is reported as given, not capped: the
+// worker bounds it.
+//
+// Failures without a response are classified by what was written: before the
+// request was complete (connection refused, DNS failure, dial or TLS handshake
+// failure or timeout, reset on write, no free connection in time, the caller's
+// context ending) they are KindRetryable; after it (timeout, reset, EOF) they are
+// KindUnknown. When the caller's context ends, Error.Err is ctx.Err(), so a
+// shutdown reads as context.Canceled rather than as a gateway fault.
+//
+// The package does not log: it returns what happened once, and the worker decides
+// whether to log it. A TLS failure (code "tls") is retryable but usually means a
+// certificate or configuration problem an operator should see.
+package dispatcher

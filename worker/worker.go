@@ -1,0 +1,385 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/jetsms/jetsms/dispatcher"
+	"github.com/jetsms/jetsms/events"
+	"github.com/jetsms/jetsms/job"
+	"github.com/jetsms/jetsms/subjects"
+)
+
+// Defaults of Config.
+const (
+	ConcurrencyDefault = 64
+	MaxAttemptsDefault = 10
+	AckWaitDefault     = 30 * time.Second
+	GracePeriodDefault = 20 * time.Second
+	// QuickRetryBudget is how long a job may be retried in process before it is
+	// released with a delayed nak instead.
+	QuickRetryBudget = 5 * time.Second
+	// QuickRetryMaxWait is the longest single wait spent in process.
+	QuickRetryMaxWait = 2 * time.Second
+	// NakDelayMin and NakDelayMax bound the delay of a released job, which doubles
+	// with each release.
+	NakDelayMin = 5 * time.Second
+	NakDelayMax = 5 * time.Minute
+	// UnauthorizedDelay is how long a job waits after the gateway refused our
+	// credentials.
+	UnauthorizedDelay = 30 * time.Second
+	// StraySweepInterval is how often jobs on unknown lanes are looked for.
+	StraySweepInterval = 10 * time.Second
+	// finishTimeout bounds the steps that record a job's end (events, dead letter,
+	// ack), which run even after a hard stop.
+	finishTimeout = 10 * time.Second
+	// fetchMaxWait is how long one fetch waits on an idle lane; Stop waits for it.
+	fetchMaxWait = 2 * time.Second
+)
+
+// Sender submits one job to the gateway once; see dispatcher.RESTv2.Send.
+type Sender interface {
+	Send(ctx context.Context, j *job.Job) (dispatcher.Result, error)
+}
+
+// Limiter hands out the account's rate; see ratelimit.Limiter.
+type Limiter interface {
+	Wait(ctx context.Context, n int) error
+}
+
+// Config configures a Worker. Zero values take the defaults above.
+type Config struct {
+	Names subjects.Names
+	// Lanes are the lane names, highest priority first. Required.
+	Lanes []string
+	// Concurrency is the number of submissions in flight at once.
+	Concurrency int
+	// MaxAttempts is how many times a job is submitted before it fails with
+	// retries_exhausted.
+	MaxAttempts int
+	// AckWait is the consumers' ack deadline; held jobs are extended every third
+	// of it.
+	AckWait time.Duration
+	// MaxSegments caps a job's content (job.MaxSegmentsDefault when zero).
+	MaxSegments int
+	// QueuePerLane is how many fetched jobs each lane may hold waiting for a slot;
+	// default 2×Concurrency.
+	QueuePerLane int
+	// ReleaseDelayMin is the delay of a job's first release after transient
+	// failures; it doubles with each delivery up to NakDelayMax. Default NakDelayMin.
+	ReleaseDelayMin time.Duration
+	// StraySweepInterval is how often jobs on unknown lanes are looked for;
+	// default StraySweepInterval.
+	StraySweepInterval time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Worker consumes the jobs stream. Start it once; Stop it once or more.
+type Worker struct {
+	cfg   Config
+	js    jetstream.JetStream
+	send  Sender
+	limit Limiter
+	pub   *events.Publisher
+	log   *zap.Logger
+
+	lanes    []*lane
+	laneSet  map[string]bool
+	arrived  chan struct{} // a lane queue went from empty to not empty
+	slots    chan struct{} // one token per submission in flight
+	tracker  *tracker
+	attempts *attemptMemo
+
+	mu       sync.Mutex
+	started  bool
+	stopped  bool
+	cancel   context.CancelFunc // stops fetching and scheduling
+	hardStop context.CancelFunc // cancels submissions in flight
+	loops    sync.WaitGroup     // feeders, scheduler, tracker, sweeper
+	inflight sync.WaitGroup     // job handlers
+}
+
+// lane is one lane's consumer and its queue of fetched jobs.
+type lane struct {
+	name  string
+	cons  jetstream.Consumer
+	queue chan jetstream.Msg
+	room  chan struct{} // the scheduler took from queue
+}
+
+// New checks cfg and returns a worker that is not yet running.
+func New(cfg Config, js jetstream.JetStream, send Sender, limit Limiter, pub *events.Publisher, log *zap.Logger) (*Worker, error) {
+	if len(cfg.Lanes) == 0 {
+		return nil, errors.New("worker: lanes: at least one lane is required")
+	}
+	if js == nil || send == nil || limit == nil || pub == nil {
+		return nil, errors.New("worker: jetstream, sender, limiter and publisher are required")
+	}
+	if cfg.Concurrency < 0 || cfg.MaxAttempts < 0 || cfg.AckWait < 0 || cfg.QueuePerLane < 0 || cfg.ReleaseDelayMin < 0 {
+		return nil, errors.New("worker: concurrency, max_attempts, ack_wait and queue size must not be negative")
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = ConcurrencyDefault
+	}
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = MaxAttemptsDefault
+	}
+	if cfg.AckWait == 0 {
+		cfg.AckWait = AckWaitDefault
+	}
+	if cfg.MaxSegments == 0 {
+		cfg.MaxSegments = job.MaxSegmentsDefault
+	}
+	if cfg.QueuePerLane == 0 {
+		cfg.QueuePerLane = 2 * cfg.Concurrency
+	}
+	if cfg.ReleaseDelayMin == 0 {
+		cfg.ReleaseDelayMin = NakDelayMin
+	}
+	if cfg.StraySweepInterval == 0 {
+		cfg.StraySweepInterval = StraySweepInterval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	w := &Worker{
+		cfg: cfg, js: js, send: send, limit: limit, pub: pub, log: log.Named("worker"),
+		laneSet:  make(map[string]bool, len(cfg.Lanes)),
+		arrived:  make(chan struct{}, 1),
+		slots:    make(chan struct{}, cfg.Concurrency),
+		tracker:  newTracker(cfg.AckWait / 3),
+		attempts: newAttemptMemo(attemptMemoSize),
+	}
+	for _, name := range cfg.Lanes {
+		if err := subjects.ValidateToken(name); err != nil {
+			return nil, fmt.Errorf("worker: lanes: %w", err)
+		}
+		if w.laneSet[name] {
+			return nil, fmt.Errorf("worker: lanes: %q appears twice", name)
+		}
+		w.laneSet[name] = true
+		w.lanes = append(w.lanes, &lane{
+			name:  name,
+			queue: make(chan jetstream.Msg, cfg.QueuePerLane),
+			room:  make(chan struct{}, 1),
+		})
+	}
+	return w, nil
+}
+
+// Start creates or updates each lane's durable consumer and starts fetching and
+// sending. It returns once the worker runs. ctx bounds the set-up only.
+func (w *Worker) Start(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started {
+		return errors.New("worker: already started")
+	}
+	for _, l := range w.lanes {
+		cons, err := w.js.CreateOrUpdateConsumer(ctx, w.cfg.Names.JobsStream(), jetstream.ConsumerConfig{
+			Durable:        w.cfg.Names.Consumer(l.name),
+			Description:    "jetsms workers of lane " + l.name,
+			FilterSubjects: w.cfg.Names.LaneFilters(l.name),
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        w.cfg.AckWait,
+			MaxDeliver:     -1, // the worker counts attempts itself and dead-letters
+			MaxAckPending:  maxAckPending(w.cfg),
+		})
+		if err != nil {
+			return fmt.Errorf("worker: consumer for lane %s: %w", l.name, err)
+		}
+		l.cons = cons
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	hardCtx, hardStop := context.WithCancel(context.Background())
+	w.cancel, w.hardStop = cancel, hardStop
+	w.started = true
+
+	for _, l := range w.lanes {
+		w.loops.Go(func() { w.feed(runCtx, l) })
+	}
+	w.loops.Go(func() { w.schedule(runCtx, hardCtx) })
+	w.loops.Go(func() { w.tracker.run(runCtx) })
+	w.loops.Go(func() { w.sweepStrays(runCtx) })
+	w.log.Info("worker started", zap.Strings("lanes", w.cfg.Lanes), zap.Int("concurrency", w.cfg.Concurrency))
+	return nil
+}
+
+// maxAckPending lets every replica keep its queues and submissions full.
+func maxAckPending(cfg Config) int {
+	return max(1000, 4*(cfg.Concurrency+cfg.QueuePerLane))
+}
+
+// Stop stops the worker gracefully: it stops fetching, releases queued jobs at once
+// so other workers can take them, and waits for submissions in flight until ctx
+// ends. Then it cancels what is still in flight and waits for those jobs to be
+// released or recorded. Stop is safe to call twice and without Start; it returns
+// ctx's error when the grace period ran out.
+func (w *Worker) Stop(ctx context.Context) error {
+	w.mu.Lock()
+	if !w.started || w.stopped {
+		w.mu.Unlock()
+		return nil
+	}
+	w.stopped = true
+	w.mu.Unlock()
+
+	w.cancel()
+	w.loops.Wait() // feeders have finished their last fetch; nothing new arrives
+	for _, l := range w.lanes {
+		w.releaseQueued(l)
+	}
+	done := make(chan struct{})
+	go func() { w.inflight.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("worker: grace period over, cancelling jobs in flight: %w", ctx.Err())
+		w.hardStop()
+		<-done
+	}
+	w.hardStop()
+	w.log.Info("worker stopped")
+	return err
+}
+
+// releaseQueued naks every job still queued, so it is redelivered at once.
+func (w *Worker) releaseQueued(l *lane) {
+	for {
+		select {
+		case m := <-l.queue:
+			w.tracker.remove(m)
+			if err := m.Nak(); err != nil {
+				w.log.Warn("release queued job", zap.String("lane", l.name), zap.Error(err))
+			}
+		default:
+			return
+		}
+	}
+}
+
+// feed fetches jobs of one lane whenever its queue has room for a batch.
+func (w *Worker) feed(ctx context.Context, l *lane) {
+	log := w.log.With(zap.String("lane", l.name))
+	batchMin := max(1, cap(l.queue)/4)
+	for ctx.Err() == nil {
+		free := cap(l.queue) - len(l.queue)
+		if free < batchMin {
+			select {
+			case <-l.room:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		if err := w.fetchOnce(l, free); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn("fetch jobs", zap.Error(err))
+			wait(ctx, time.Second)
+		}
+	}
+}
+
+// fetchOnce asks for up to n jobs and queues those that come within fetchMaxWait.
+// It is not cancelled by Stop: a cancelled fetch could leave jobs on their way to
+// this worker unseen until their ack deadline.
+func (w *Worker) fetchOnce(l *lane, n int) error {
+	batch, err := l.cons.Fetch(n, jetstream.FetchMaxWait(fetchMaxWait))
+	if err != nil {
+		return err
+	}
+	for m := range batch.Messages() {
+		w.tracker.add(m)
+		wasEmpty := len(l.queue) == 0
+		l.queue <- m // never blocks: the scheduler alone takes, and room was free
+		if wasEmpty {
+			select {
+			case w.arrived <- struct{}{}:
+			default:
+			}
+		}
+	}
+	// A fetch that ends with fewer jobs than asked for (an idle lane) is no error.
+	return batch.Error()
+}
+
+// schedule hands queued jobs to handlers: first a free slot, then a rate token, then
+// the job of the highest-priority lane that has one.
+func (w *Worker) schedule(ctx, hardCtx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case w.slots <- struct{}{}:
+		}
+		if !w.awaitWork(ctx) {
+			<-w.slots
+			return
+		}
+		if err := w.limit.Wait(ctx, 1); err != nil {
+			<-w.slots
+			return
+		}
+		l, m := w.pick()
+		select {
+		case l.room <- struct{}{}:
+		default:
+		}
+		w.inflight.Add(1)
+		go func() {
+			defer w.inflight.Done()
+			w.handle(hardCtx, l, m, sync.OnceFunc(func() { <-w.slots }))
+		}()
+	}
+}
+
+// awaitWork blocks until some lane has a queued job. Only the scheduler takes from
+// the queues, so a job seen here is still there when pick runs.
+func (w *Worker) awaitWork(ctx context.Context) bool {
+	for {
+		for _, l := range w.lanes {
+			if len(l.queue) > 0 {
+				return true
+			}
+		}
+		select {
+		case <-w.arrived:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (w *Worker) pick() (*lane, jetstream.Msg) {
+	for _, l := range w.lanes {
+		select {
+		case m := <-l.queue:
+			return l, m
+		default:
+		}
+	}
+	panic("worker: pick found no job after awaitWork saw one")
+}
+
+// wait sleeps for d or until ctx ends.
+func wait(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
