@@ -35,6 +35,11 @@ const concurrency = 64
 // default, as a standard deployment runs. (jetsms's default is sync always.)
 const syncInterval = 2 * time.Minute
 
+// jobsMaxBytes caps the jobs stream in benchmarks, well above the largest backlog
+// they store. A worker run as a process must be given the same cap, or its
+// EnsureStreams sets the stream back to jetsms's default.
+const jobsMaxBytes = 8 << 30
+
 // jobBody is a typical one-segment job.
 const jobBody = `{"destination":"+64211234567","content":"Your code is 123456","metadata":{"tenant":"acme"}}`
 
@@ -67,10 +72,29 @@ func startServer(tb testing.TB) *server {
 		tb.Fatal(err)
 	}
 	names, _ := subjects.New(subjects.PrefixDefault)
-	if err := broker.EnsureStreams(ctx, js, broker.StreamsConfig{Names: names, JobsMaxBytes: 8 << 30}); err != nil {
+	if err := broker.EnsureStreams(ctx, js, broker.StreamsConfig{Names: names, JobsMaxBytes: jobsMaxBytes}); err != nil {
 		tb.Fatal(err)
 	}
 	return &server{emb: emb, nc: nc, js: js, names: names}
+}
+
+// eventsJS is a JetStream context on a connection of its own, as jetsms publishes
+// events: the server handles each connection's traffic in order, so events and
+// acks on one connection would queue behind each other.
+func (s *server) eventsJS(tb testing.TB) jetstream.JetStream {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, err := broker.Connect(ctx, broker.ConnectConfig{URL: s.emb.ClientURL(), Name: "bench events"}, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return js
 }
 
 // publishJobs stores n jobs on subject as fast as async publishing allows.
@@ -96,9 +120,16 @@ type gateway struct {
 	url string
 }
 
+// startGateway starts a simulator without credentials that keeps no messages.
 func startGateway(tb testing.TB, latency time.Duration) *gateway {
 	tb.Helper()
-	sim, err := gwsim.New(gwsim.Config{Latency: latency, Keep: -1})
+	return startSimulator(tb, gwsim.Config{Latency: latency, Keep: -1})
+}
+
+// startSimulator starts a simulator configured by cfg behind a real HTTP server.
+func startSimulator(tb testing.TB, cfg gwsim.Config) *gateway {
+	tb.Helper()
+	sim, err := gwsim.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -225,7 +256,7 @@ func pipeline(tb testing.TB, s *server, gw *gateway, n int) float64 {
 	lim, _ := ratelimit.New(ratelimit.Config{PerSecond: math.Inf(1), Burst: 1})
 	w, err := worker.New(worker.Config{
 		Names: s.names, Lanes: []string{"priority", "default", "bulk"}, Concurrency: concurrency, QueuePerLane: queueOverride(),
-	}, s.js, sender, lim, events.New(s.js, s.names), nil)
+	}, s.js, sender, lim, events.New(s.eventsJS(tb), s.names), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

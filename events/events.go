@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -109,7 +110,7 @@ func (p *Publisher) DeadLetter(ctx context.Context, d Dead) error {
 	}
 	hdr.Set(jetstream.MsgIDHeader, d.JobID+":"+strconv.FormatUint(d.StreamSeq, 10))
 	hdr.Set(HeaderReason, string(d.Reason))
-	hdr.Set(HeaderError, d.Error)
+	hdr.Set(HeaderError, oneLine(d.Error))
 	hdr.Set(HeaderSubject, d.Subject)
 	hdr.Set(HeaderJobID, d.JobID)
 	msg := &nats.Msg{Subject: p.names.Dead(d.Lane), Data: d.Data, Header: hdr}
@@ -132,4 +133,14 @@ func (p *Publisher) store(ctx context.Context, msg *nats.Msg) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// oneLine makes text safe for a NATS header value, which ends at a line break.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
 }

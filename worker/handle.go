@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -221,7 +220,7 @@ func (w *Worker) end(ctx context.Context, r *jobRun, st job.Status, reason event
 		Header:    r.msg.Headers(),
 		StreamSeq: r.meta.Sequence.Stream,
 		Reason:    reason,
-		Error:     oneLine(errText),
+		Error:     errText,
 	}
 	ev := w.event(r, st)
 	ev.Error = errText
@@ -308,16 +307,6 @@ func describe(err error) (code, detail string) {
 		return gwErr.Code, gwErr.Description
 	}
 	return err.Error(), ""
-}
-
-// oneLine makes text safe for a NATS header value.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' {
-			return ' '
-		}
-		return r
-	}, s)
 }
 
 // nakDelay is how long a released job waits: doubling with each delivery from

@@ -33,12 +33,6 @@ func (t *tracker) remove(m jetstream.Msg) {
 	t.mu.Unlock()
 }
 
-func (t *tracker) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.held)
-}
-
 // run signals progress until ctx ends. It checks at half the period, so no message
 // goes longer than 1.5 periods (half the ack wait) without a signal.
 func (t *tracker) run(ctx context.Context) {
