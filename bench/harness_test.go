@@ -265,10 +265,25 @@ func pipeline(tb testing.TB, s *server, gw *gateway, n int) float64 {
 	if err := w.Start(ctx); err != nil {
 		tb.Fatal(err)
 	}
-	select {
-	case <-done:
-	case <-time.After(10 * time.Minute):
-		tb.Fatalf("only %d of %d jobs accepted", accepted.Load(), n)
+	var samples, inflight, queued int
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(10 * time.Minute)
+wait:
+	for {
+		select {
+		case <-done:
+			break wait
+		case <-tick.C:
+			samples++
+			inflight += w.InFlight()
+			queued += w.Queued()["bulk"]
+		case <-timeout:
+			tb.Fatalf("only %d of %d jobs accepted", accepted.Load(), n)
+		}
+	}
+	if os.Getenv("BENCH_VERBOSE") != "" && samples > 0 {
+		fmt.Printf("  mean in flight %.1f of %d, mean queued %.1f\n", float64(inflight)/float64(samples), concurrency, float64(queued)/float64(samples))
 	}
 	stream, _ := s.js.Stream(ctx, s.names.JobsStream())
 	waitEmpty(tb, stream)

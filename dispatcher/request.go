@@ -3,8 +3,8 @@ package dispatcher
 import (
 	"strconv"
 	"time"
-	"unicode/utf8"
 
+	"github.com/jetsms/jetsms/internal/jsonw"
 	"github.com/jetsms/jetsms/job"
 )
 
@@ -25,9 +25,9 @@ const scheduleLayout = time.RFC3339
 // be matched to the job.
 func appendMessage(b []byte, j *job.Job) []byte {
 	b = append(b, `{"destination":`...)
-	b = appendJSONString(b, j.Destination)
+	b = jsonw.AppendString(b, j.Destination)
 	b = append(b, `,"content":`...)
-	b = appendJSONString(b, j.Content)
+	b = jsonw.AppendString(b, j.Content)
 	b = appendField(b, `,"source":`, j.Source)
 	ref := j.Reference
 	if ref == "" {
@@ -68,7 +68,7 @@ func appendField(b []byte, key, v string) []byte {
 		return b
 	}
 	b = append(b, key...)
-	return appendJSONString(b, v)
+	return jsonw.AppendString(b, v)
 }
 
 func appendTime(b []byte, key string, t *time.Time) []byte {
@@ -78,51 +78,5 @@ func appendTime(b []byte, key string, t *time.Time) []byte {
 	b = append(b, key...)
 	b = append(b, '"')
 	b = t.AppendFormat(b, scheduleLayout)
-	return append(b, '"')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string. Like encoding/json, it replaces
-// invalid UTF-8 with U+FFFD; unlike it, it leaves <, > and & alone (the body is
-// never embedded in HTML).
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
 	return append(b, '"')
 }

@@ -4,7 +4,6 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -55,13 +54,9 @@ func New(js jetstream.JetStream, names subjects.Names) *Publisher {
 // returns once the status stream has stored it. A re-published event (same MsgID
 // within the stream's duplicate window) is stored once.
 func (p *Publisher) Status(ctx context.Context, ev job.Event) error {
-	data, err := json.Marshal(ev)
-	if err != nil {
-		return fmt.Errorf("encode %s event of job %s: %w", ev.Status, ev.JobID, err)
-	}
 	msg := &nats.Msg{
 		Subject: p.names.Status(string(ev.Status)),
-		Data:    data,
+		Data:    encodeEvent(&ev),
 		Header:  nats.Header{jetstream.MsgIDHeader: []string{MsgID(ev)}},
 	}
 	if err := p.store(ctx, msg); err != nil {

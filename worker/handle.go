@@ -101,54 +101,82 @@ func seqID(r *jobRun) string {
 // submit sends the job, retrying in process while waits are short, and records the
 // outcome. The scheduler has already taken the rate token of the first submission.
 func (w *Worker) submit(ctx context.Context, r *jobRun, freeSlot func()) {
+	res, err := w.attempt(ctx, r)
+	if err != nil && !isPermanent(err) {
+		res, err = w.retry(ctx, r, err)
+	}
+	freeSlot()
+	var perm *backoff.PermanentError
+	if errors.As(err, &perm) {
+		err = perm.Err
+	}
+	w.settle(ctx, r, res, err)
+}
+
+// retry retries a job whose first attempt failed with the transient error first,
+// with the in-process policy; it returns the last outcome.
+func (w *Worker) retry(ctx context.Context, r *jobRun, first error) (dispatcher.Result, error) {
 	policy := newRetryPolicy()
-	first := true
 	var res dispatcher.Result
+	pending := first
 	op := func() error {
-		now := w.cfg.Now()
-		if r.job.Expires != nil && !now.Before(*r.job.Expires) {
-			return backoff.Permanent(errExpired)
-		}
-		if r.attempts >= w.cfg.MaxAttempts {
-			return backoff.Permanent(errExhausted)
-		}
-		if !first {
-			if err := w.limit.Wait(ctx, 1); err != nil {
-				return backoff.Permanent(err)
-			}
-		}
-		first = false
-		if r.job.Scheduled != nil && !r.job.Scheduled.After(now) {
-			// It was due while it waited in the queue: send it now rather than have
-			// the gateway refuse a time in the past.
-			r.job.Scheduled = nil
-		}
-		r.attempts++
-		var err error
-		res, err = w.send.Send(ctx, &r.job)
+		err := pending
 		if err == nil {
-			return nil
+			if werr := w.limit.Wait(ctx, 1); werr != nil {
+				return backoff.Permanent(werr)
+			}
+			res, err = w.attempt(ctx, r)
 		}
+		pending = nil
 		var gwErr *dispatcher.Error
-		if !errors.As(err, &gwErr) {
-			return backoff.Permanent(err)
+		if errors.As(err, &gwErr) {
+			policy.retryAfter = gwErr.RetryAfter
 		}
-		switch gwErr.Kind {
-		case dispatcher.KindUnknown:
-			r.dupRisk = true
-		case dispatcher.KindRetryable:
-		default:
-			return backoff.Permanent(err)
-		}
-		policy.retryAfter = gwErr.RetryAfter
 		return err
 	}
-	notify := func(err error, _ time.Duration) {
-		w.retrying(ctx, r, err)
-	}
+	notify := func(err error, _ time.Duration) { w.retrying(ctx, r, err) }
 	err := backoff.RetryNotify(op, backoff.WithContext(policy, ctx), notify)
-	freeSlot()
-	w.settle(ctx, r, res, err)
+	return res, err
+}
+
+// attempt submits the job once, unless it has expired or used its attempts. A
+// transient failure is returned as it is; every other error is wrapped with
+// backoff.Permanent, so that retry stops at it.
+func (w *Worker) attempt(ctx context.Context, r *jobRun) (dispatcher.Result, error) {
+	now := w.cfg.Now()
+	if r.job.Expires != nil && !now.Before(*r.job.Expires) {
+		return dispatcher.Result{}, backoff.Permanent(errExpired)
+	}
+	if r.attempts >= w.cfg.MaxAttempts {
+		return dispatcher.Result{}, backoff.Permanent(errExhausted)
+	}
+	if r.job.Scheduled != nil && !r.job.Scheduled.After(now) {
+		// It was due while it waited in the queue: send it now rather than have the
+		// gateway refuse a time in the past.
+		r.job.Scheduled = nil
+	}
+	r.attempts++
+	res, err := w.send.Send(ctx, &r.job)
+	if err == nil {
+		return res, nil
+	}
+	var gwErr *dispatcher.Error
+	if !errors.As(err, &gwErr) {
+		return res, backoff.Permanent(err)
+	}
+	switch gwErr.Kind {
+	case dispatcher.KindUnknown:
+		r.dupRisk = true
+		return res, err
+	case dispatcher.KindRetryable:
+		return res, err
+	}
+	return res, backoff.Permanent(err)
+}
+
+func isPermanent(err error) bool {
+	var perm *backoff.PermanentError
+	return errors.As(err, &perm)
 }
 
 // settle records the outcome of submit.
@@ -274,7 +302,14 @@ func (w *Worker) release(r *jobRun, delay time.Duration) {
 // record runs a step that stores the job's outcome, retrying it while NATS is away,
 // for a bounded time even after a hard stop.
 func (w *Worker) record(ctx context.Context, step func(context.Context) error) error {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*finishTimeout)
+	ctx = context.WithoutCancel(ctx)
+	sctx, cancel := context.WithTimeout(ctx, finishTimeout)
+	err := step(sctx)
+	cancel()
+	if err == nil {
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, 3*finishTimeout)
 	defer cancel()
 	b := backoff.NewExponentialBackOff(backoff.WithInitialInterval(50*time.Millisecond), backoff.WithMaxInterval(2*time.Second))
 	return backoff.Retry(func() error {

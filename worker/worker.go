@@ -383,3 +383,15 @@ func wait(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	}
 }
+
+// InFlight is how many submissions hold a slot now (at most Concurrency).
+func (w *Worker) InFlight() int { return len(w.slots) }
+
+// Queued is how many fetched jobs wait for a slot, per lane.
+func (w *Worker) Queued() map[string]int {
+	out := make(map[string]int, len(w.lanes))
+	for _, l := range w.lanes {
+		out[l.name] = len(l.queue)
+	}
+	return out
+}

@@ -44,6 +44,11 @@ func (e statusError) ExitCode() int { return 3 }
 
 // runSend is `jetsms send`: publish one job, and with --wait print its status events.
 func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// The status follower's goroutine and its consumer end when the command
+	// returns, not only when the caller's context ends (run is called in-process
+	// by the tests).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var f sendFlags
 	cfg, err := loadConfig("send", args, stderr, func(fs *flag.FlagSet, cf *config.Flags) {
 		cf.Client()

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -73,12 +75,19 @@ func runWorker(ctx context.Context, args []string, _, stderr io.Writer) error {
 }
 
 // serve runs the worker and what it needs until ctx ends, then stops them in order.
+// A stop asked for during start-up is a clean exit too.
 func serve(ctx context.Context, cfg config.Config, stderr io.Writer) (err error) {
 	log, err := newLogger(cfg.Log, stderr)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	defer func() {
+		if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			log.Info("stopped during start-up")
+			err = nil
+		}
+	}()
 	if cfg.Gateway.API != "v2" {
 		return fmt.Errorf("gateway.api: %q is not supported yet; use v2", cfg.Gateway.API)
 	}
@@ -170,8 +179,12 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) (err error)
 		zap.String("jobs", names.SendAll()), zap.Float64("rate_per_second", cfg.Rate.PerSecond))
 
 	<-ctx.Done()
-	log.Info("stopping: finishing jobs in flight", zap.Duration("grace_period", cfg.Worker.GracePeriod))
-	stopCtx, cancelStop := context.WithTimeout(context.Background(), cfg.Worker.GracePeriod)
+	log.Info("stopping: finishing jobs in flight; a second signal stops at once", zap.Duration("grace_period", cfg.Worker.GracePeriod))
+	// The grace period ends early on a second SIGINT or SIGTERM: jobs still in
+	// flight are then cancelled and handed back to NATS.
+	graceCtx, cancelGrace := context.WithTimeout(context.Background(), cfg.Worker.GracePeriod)
+	defer cancelGrace()
+	stopCtx, cancelStop := signal.NotifyContext(graceCtx, syscall.SIGINT, syscall.SIGTERM)
 	defer cancelStop()
 	if err := w.Stop(stopCtx); err != nil {
 		// Jobs cut off were handed back to NATS; that is a clean exit too.

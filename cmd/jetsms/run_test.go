@@ -1,0 +1,117 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+)
+
+// runBundle is a `jetsms run` subprocess: embedded NATS on a free port, the worker
+// and the gateway simulator.
+type runBundle struct {
+	proc *proc
+}
+
+// setupRun starts `jetsms run` with its store in a temporary directory and every
+// listener on a port the system picks. It does not wait for start-up: natsURL does,
+// so that subtests sharing the process start their own work meanwhile.
+func setupRun(t *testing.T, extra ...string) *runBundle {
+	t.Helper()
+	args := append([]string{"run",
+		"--nats.embedded.store_dir", t.TempDir(),
+		"--nats.embedded.listen", "127.0.0.1:0",
+		"--sandbox.listen", "127.0.0.1:0",
+	}, extra...)
+	return &runBundle{proc: startJetsms(t, nil, args...)}
+}
+
+// natsURL waits until the process logs that it runs and returns the URL of its
+// embedded server from that line.
+func (b *runBundle) natsURL(t *testing.T) string {
+	t.Helper()
+	running := b.proc.waitLog(t, startTimeout, "jetsms running")
+	url := running.str("nats")
+	require.Regexp(t, `^nats://127\.0\.0\.1:[1-9][0-9]*$`, url, "the running line names the embedded server's address")
+	return url
+}
+
+func TestRun(t *testing.T) {
+	t.Parallel()
+
+	// One `jetsms run` serves the subtests that only send to it.
+	shared := setupRun(t)
+
+	t.Run("RunStartsAndSendWaitShowsAccepted", func(t *testing.T) {
+		t.Parallel()
+		url := shared.natsURL(t)
+		const id = "cli-accepted-1"
+		res := runJetsms(t, "send", "--to", "+64211234567", "--text", "hi", "--id", id,
+			"--wait", "--timeout", "20s", "--nats.url", url)
+		require.Equal(t, 0, res.code, "stderr: %s", res.stderr)
+		require.Contains(t, res.stdout, "job "+id+" published to sms.send.default")
+		require.Regexp(t, `(?m)^accepted +job=`+regexp.QuoteMeta(id)+` message_id=[0-9a-f-]{36} attempts=1\b`, res.stdout)
+	})
+
+	t.Run("SendWithUnknownLaneEndsFailed", func(t *testing.T) {
+		t.Parallel()
+		url := shared.natsURL(t)
+		const id = "cli-unknown-lane-1"
+		// The worker looks for jobs on unknown lanes every 10 s, so this takes up
+		// to that long.
+		res := runJetsms(t, "send", "--to", "+64211234567", "--text", "hi", "--id", id, "--lane", "nolane",
+			"--wait", "--until", "final", "--timeout", "25s", "--nats.url", url)
+		require.Equal(t, 3, res.code, "a job that ends failed exits 3; stderr: %s", res.stderr)
+		require.Contains(t, res.stdout, "job "+id+" published to sms.send.nolane")
+		require.Regexp(t, `(?m)^failed +job=`+regexp.QuoteMeta(id)+` .*error=lane: "nolane" is not configured`, res.stdout)
+		require.Contains(t, res.stderr, "jetsms send: job "+id+" ended failed: lane: \"nolane\" is not configured")
+	})
+
+	t.Run("SIGTERMStopsWithinGraceAndExitsZero", func(t *testing.T) {
+		t.Parallel()
+		b := setupRun(t, "--worker.grace_period", "5s")
+		b.natsURL(t)
+		require.NoError(t, b.proc.cmd.Process.Signal(syscall.SIGTERM))
+		require.Equal(t, 0, b.proc.wait(t, exitTimeout), "a graceful stop is a clean exit")
+		stopping := b.proc.waitLog(t, 0, "stopping: finishing jobs in flight; a second signal stops at once")
+		require.Equal(t, "5s", stopping.str("grace_period"))
+		b.proc.waitLog(t, 0, "worker stopped")
+		require.Empty(t, b.proc.stdout.String())
+		for _, l := range b.proc.output() {
+			require.NotContains(t, strings.ToLower(l), `"level":"error"`, "a clean stop logs no error")
+		}
+	})
+
+	t.Run("SecondSignalCutsTheGracePeriodShort", func(t *testing.T) {
+		t.Parallel()
+		// The simulator holds every request for a minute, so a job stays in flight.
+		b := setupRun(t, "--worker.grace_period", "1m", "--sandbox.latency", "1m")
+		url := b.natsURL(t)
+		res := runJetsms(t, "send", "--to", "+64211234567", "--text", "hi", "--id", "held-1", "--nats.url", url)
+		require.Equal(t, 0, res.code, res.stderr)
+		// Wait until the worker holds the job: the consumer shows it pending an ack.
+		nc, err := nats.Connect(url)
+		require.NoError(t, err)
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		require.NoError(t, err)
+		cons, err := js.Consumer(t.Context(), "SMS_JOBS", "jetsms_sms_default")
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			info, err := cons.Info(t.Context())
+			return err == nil && info.NumAckPending == 1
+		}, exitTimeout, 10*time.Millisecond)
+		require.NoError(t, b.proc.cmd.Process.Signal(syscall.SIGTERM))
+		b.proc.waitLog(t, exitTimeout, "stopping: finishing jobs in flight; a second signal stops at once")
+		start := time.Now()
+		require.NoError(t, b.proc.cmd.Process.Signal(syscall.SIGTERM))
+		require.Equal(t, 0, b.proc.wait(t, exitTimeout), "jobs cut off are handed back: still a clean exit")
+		require.Less(t, time.Since(start), 30*time.Second, "did not wait out the grace period")
+		b.proc.waitLog(t, 0, "grace period over")
+	})
+}
