@@ -78,25 +78,6 @@ func startServer(tb testing.TB) *server {
 	return &server{emb: emb, nc: nc, js: js, names: names}
 }
 
-// eventsJS is a JetStream context on a connection of its own, as jetsms publishes
-// events: the server handles each connection's traffic in order, so events and
-// acks on one connection would queue behind each other.
-func (s *server) eventsJS(tb testing.TB) jetstream.JetStream {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	nc, err := broker.Connect(ctx, broker.ConnectConfig{URL: s.emb.ClientURL(), Name: "bench events"}, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return js
-}
-
 // publishJobs stores n jobs on subject as fast as async publishing allows.
 func (s *server) publishJobs(tb testing.TB, subject string, n int) {
 	tb.Helper()
@@ -256,7 +237,7 @@ func pipeline(tb testing.TB, s *server, gw *gateway, n int) float64 {
 	lim, _ := ratelimit.New(ratelimit.Config{PerSecond: math.Inf(1), Burst: 1})
 	w, err := worker.New(worker.Config{
 		Names: s.names, Lanes: []string{"priority", "default", "bulk"}, Concurrency: concurrency, QueuePerLane: queueOverride(),
-	}, s.js, sender, lim, events.New(s.eventsJS(tb), s.names), nil)
+	}, s.js, sender, lim, events.New(s.js, s.names), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -303,13 +303,13 @@ func (w *Worker) fetchOnce(l *lane, n int) error {
 	}
 	for m := range batch.Messages() {
 		w.tracker.add(m)
-		wasEmpty := len(l.queue) == 0
 		l.queue <- m // never blocks: the scheduler alone takes, and room was free
-		if wasEmpty {
-			select {
-			case w.arrived <- struct{}{}:
-			default:
-			}
+		// Signal after every push, not only onto an empty queue: the scheduler may
+		// have emptied the queue and gone to wait between a check and this push.
+		// awaitWork re-checks the lengths, so a spare signal costs one loop.
+		select {
+		case w.arrived <- struct{}{}:
+		default:
 		}
 	}
 	// A fetch that ends with fewer jobs than asked for (an idle lane) is no error.

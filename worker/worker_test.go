@@ -262,6 +262,37 @@ func TestWorker(t *testing.T) {
 		require.EqualValues(t, n, b.sim.Stats().Accepted)
 	})
 
+	t.Run("DrainsASingleLaneBacklogWithoutStalling", func(t *testing.T) {
+		t.Parallel()
+		// One busy lane with a small queue makes the scheduler empty the queue and
+		// wait often, the moment a lost wake-up would stall the drain for good
+		// (the held jobs' deadlines keep being extended). Several rounds, each a
+		// fresh backlog.
+		b := setup(t, options{worker: worker.Config{Concurrency: 4, QueuePerLane: 4}})
+		for round := range 5 {
+			const n = 400
+			ids := make([]string, n)
+			futures := make([]jetstream.PubAckFuture, n)
+			for i := range n {
+				ids[i] = fmt.Sprintf("solo-%d-%03d", round, i)
+				data, err := json.Marshal(validJob(ids[i]))
+				require.NoError(t, err)
+				futures[i], err = b.env.JS.PublishMsgAsync(&nats.Msg{Subject: b.env.Names.Send("bulk"), Data: data,
+					Header: nats.Header{jetstream.MsgIDHeader: []string{ids[i]}}})
+				require.NoError(t, err)
+			}
+			for _, f := range futures {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					require.NoError(t, err)
+				}
+			}
+			b.waitAccepted(t, ids, 30*time.Second)
+		}
+		b.waitDrained(t)
+	})
+
 	t.Run("InvalidJobsFailWithTheRuleAndAreDeadLettered", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, options{})
