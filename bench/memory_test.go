@@ -66,9 +66,9 @@ func BenchmarkBacklogMemory(b *testing.B) {
 	bin := buildJetsms(b)
 	for b.Loop() {
 		n := size(backlogJobs)
-		fmt.Printf("\njetsms backlog memory benchmark: %d jobs on the bulk lane, embedded NATS syncing every %s (the NATS default; jetsms's own default is sync always), "+
+		fmt.Printf("\njetsms backlog memory benchmark: %d jobs on the bulk lane, embedded NATS %s, "+
 			"`jetsms worker` as a process with concurrency %d and rate %d/s burst %d, gateway simulator at 0 ms keeping no messages%s\n",
-			n, syncInterval, concurrency, workerRate, workerBurst, inheritedGoEnv())
+			n, syncSetting(), concurrency, workerRate, workerBurst, inheritedGoEnv())
 		fmt.Printf("%-44s %12s %-8s %s\n", "measurement", "value", "unit", "against")
 
 		s := startServer(b)

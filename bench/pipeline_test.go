@@ -15,8 +15,8 @@ import (
 // BENCH_SCALE=0.1 runs a tenth of each workload for a quick look.
 func BenchmarkPipeline(b *testing.B) {
 	for b.Loop() {
-		fmt.Printf("\njetsms pipeline benchmark: embedded NATS syncing every %s (the NATS default; jetsms's own default is sync always), concurrency %d, rate unlimited\n",
-			syncInterval, concurrency)
+		fmt.Printf("\njetsms pipeline benchmark: embedded NATS %s, concurrency %d, rate unlimited\n",
+			syncSetting(), concurrency)
 		fmt.Printf("%-44s %12s %-8s %s\n", "measurement", "value", "unit", "against")
 
 		// Zero gateway latency: the ceilings first, then the pipeline.
