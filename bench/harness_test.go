@@ -226,14 +226,11 @@ func waitEmpty(tb testing.TB, stream jetstream.Stream) {
 	tb.Fatal("stream not drained")
 }
 
-// pipeline stores n jobs, then starts a worker and measures how fast they are all
-// accepted by the gateway and recorded (accepted event stored, job acked).
-func pipeline(tb testing.TB, s *server, gw *gateway, n int) float64 {
+// countAccepted counts accepted events from now on; done closes at the nth. The
+// subscription (returned for its drop count) ends with the test.
+func (s *server) countAccepted(tb testing.TB, n int) (*atomic.Int64, <-chan struct{}, *nats.Subscription) {
 	tb.Helper()
-	ctx := context.Background()
-	s.publishJobs(tb, s.names.Send("bulk"), n)
-
-	var accepted atomic.Int64
+	accepted := new(atomic.Int64)
 	done := make(chan struct{})
 	sub, err := s.nc.Subscribe(s.names.Status("accepted"), func(*nats.Msg) {
 		if accepted.Add(1) == int64(n) {
@@ -243,7 +240,22 @@ func pipeline(tb testing.TB, s *server, gw *gateway, n int) float64 {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer func() { _ = sub.Unsubscribe() }()
+	tb.Cleanup(func() { _ = sub.Unsubscribe() })
+	// The subscription must be known to the server before the first event.
+	if err := s.nc.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	return accepted, done, sub
+}
+
+// pipeline stores n jobs, then starts a worker and measures how fast they are all
+// accepted by the gateway and recorded (accepted event stored, job acked).
+func pipeline(tb testing.TB, s *server, gw *gateway, n int) float64 {
+	tb.Helper()
+	ctx := context.Background()
+	s.publishJobs(tb, s.names.Send("bulk"), n)
+
+	accepted, done, _ := s.countAccepted(tb, n)
 
 	sender, err := dispatcher.NewRESTv2(dispatcher.Config{URL: gw.url, MaxConns: concurrency})
 	if err != nil {

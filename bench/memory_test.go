@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -170,21 +169,7 @@ type drain struct {
 func drainWithWorker(tb testing.TB, s *server, gw *gateway, bin string, n int) drain {
 	tb.Helper()
 	ctx := context.Background()
-	var accepted atomic.Int64
-	done := make(chan struct{})
-	sub, err := s.nc.Subscribe(s.names.Status("accepted"), func(*nats.Msg) {
-		if accepted.Add(1) == int64(n) {
-			close(done)
-		}
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	// The subscription must be known to the server before the first event.
-	if err := s.nc.Flush(); err != nil {
-		tb.Fatal(err)
-	}
+	accepted, done, sub := s.countAccepted(tb, n)
 
 	logPath := filepath.Join(tb.TempDir(), "worker.log")
 	logFile, err := os.Create(logPath)

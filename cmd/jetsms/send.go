@@ -140,11 +140,7 @@ func connectClient(ctx context.Context, cfg config.Config) (*nats.Conn, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	nc, err := broker.Connect(cctx, broker.ConnectConfig{
-		URL: url, Name: "jetsms send",
-		Creds: cfg.NATS.Creds, User: cfg.NATS.User, Password: cfg.NATS.Password, Token: cfg.NATS.Token,
-		TLSCA: cfg.NATS.TLS.CA, TLSCert: cfg.NATS.TLS.Cert, TLSKey: cfg.NATS.TLS.Key,
-	}, nil)
+	nc, err := broker.Connect(cctx, connectConfig(cfg, url, "jetsms send"), nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w (is `jetsms run` running, or nats.url set?)", err)
 	}

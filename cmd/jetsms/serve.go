@@ -116,11 +116,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) (err error)
 	}
 	setupCtx, cancelSetup := context.WithTimeout(ctx, setupTimeout)
 	defer cancelSetup()
-	nc, err := broker.Connect(setupCtx, broker.ConnectConfig{
-		URL: natsURL, Name: "jetsms worker",
-		Creds: cfg.NATS.Creds, User: cfg.NATS.User, Password: cfg.NATS.Password, Token: cfg.NATS.Token,
-		TLSCA: cfg.NATS.TLS.CA, TLSCert: cfg.NATS.TLS.Cert, TLSKey: cfg.NATS.TLS.Key,
-	}, log)
+	nc, err := broker.Connect(setupCtx, connectConfig(cfg, natsURL, "jetsms worker"), log)
 	if err != nil {
 		return err
 	}
@@ -191,6 +187,16 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) (err error)
 		log.Warn("grace period over", zap.Error(err))
 	}
 	return nil
+}
+
+// connectConfig is how every command reaches NATS: url with the configured
+// credentials and TLS files.
+func connectConfig(cfg config.Config, url, name string) broker.ConnectConfig {
+	return broker.ConnectConfig{
+		URL: url, Name: name,
+		Creds: cfg.NATS.Creds, User: cfg.NATS.User, Password: cfg.NATS.Password, Token: cfg.NATS.Token,
+		TLSCA: cfg.NATS.TLS.CA, TLSCert: cfg.NATS.TLS.Cert, TLSKey: cfg.NATS.TLS.Key,
+	}
 }
 
 // startSandbox serves the simulator on sandbox.listen and returns its base URL and a
