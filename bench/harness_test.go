@@ -264,7 +264,7 @@ func pipeline(tb testing.TB, s *server, gw *gateway, n int) float64 {
 	defer sender.Close()
 	lim, _ := ratelimit.New(ratelimit.Config{PerSecond: math.Inf(1), Burst: 1})
 	w, err := worker.New(worker.Config{
-		Names: s.names, Lanes: []string{"priority", "default", "bulk"}, Concurrency: concurrency, QueuePerLane: queueOverride(),
+		Names: s.names, Lanes: []string{"priority", "default", "bulk"}, Concurrency: concurrency,
 	}, s.js, sender, lim, events.New(s.js, s.names), nil)
 	if err != nil {
 		tb.Fatal(err)
@@ -324,10 +324,4 @@ func report(tb testing.TB, name string, value float64, unit, against string) {
 	tb.Helper()
 	line := fmt.Sprintf("%-44s %12.0f %-8s %s", name, value, unit, against)
 	fmt.Println(strings.TrimRight(line, " "))
-}
-
-func queueOverride() int {
-	var n int
-	fmt.Sscanf(os.Getenv("BENCH_QUEUE"), "%d", &n)
-	return n
 }

@@ -2,8 +2,8 @@ package bench
 
 import "testing"
 
-// BenchmarkPipelineOnly runs just the zero-latency pipeline, for profiling:
-// go test -run '^$' -bench PipelineOnly -benchtime 1x -cpuprofile cpu.out ./bench/
+// BenchmarkPipelineOnly runs just the zero-latency pipeline, for profiling: run it
+// alone with -benchtime 1x and -cpuprofile (make bench leaves it out).
 func BenchmarkPipelineOnly(b *testing.B) {
 	for b.Loop() {
 		s := startServer(b)

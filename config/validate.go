@@ -153,7 +153,7 @@ func atLeast(lo int) rule[int] {
 func positive[T cmp.Ordered](v T) error {
 	var zero T
 	// Written as !(v > 0) so that NaN, which a hand-built Config may hold, fails.
-	if !(v > zero) {
+	if !(v > zero) { //nolint:staticcheck // QF1001: v <= zero would let NaN through
 		return errors.New("must be greater than 0")
 	}
 	return nil
