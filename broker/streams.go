@@ -74,6 +74,17 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 		limits(n.StatusStream(), "jetsms job status events", n.StatusAll()),
 		limits(n.InboundStream(), "jetsms inbound (MO) messages", n.InboundAll()),
 		limits(n.DeadStream(), "jetsms dead-lettered jobs", n.DeadAll()),
+		{
+			Name:        n.CallbacksStream(),
+			Description: "jetsms gateway callbacks (DLR and MO) as received, until resolved",
+			Subjects:    []string{n.CallbacksAll()},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     jetstream.FileStorage,
+			MaxAge:      maxAge,
+			MaxMsgSize:  MaxJobBytes,
+			Duplicates:  DuplicateWindowDefault,
+			Replicas:    replicas,
+		},
 	}
 }
 

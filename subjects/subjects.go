@@ -76,6 +76,29 @@ func (n Names) DeadStream() string { return n.upper + "_DEAD" }
 // LedgerBucket is the default name of the job ledger KV bucket (sms_ledger).
 func (n Names) LedgerBucket() string { return n.lower + "_ledger" }
 
+// OptOutBucket is the KV bucket of destinations that opted out (sms_optout).
+func (n Names) OptOutBucket() string { return n.lower + "_optout" }
+
+// CampaignBucket is the KV bucket of campaign records (sms_campaigns).
+func (n Names) CampaignBucket() string { return n.lower + "_campaigns" }
+
+// CallbacksStream is the work-queue stream where the callback receiver stores
+// gateway callbacks as they arrive, before they are resolved (SMS_CALLBACKS).
+func (n Names) CallbacksStream() string { return n.upper + "_CALLBACKS" }
+
+// CallbacksAll is the subject filter of every stored callback: sms.callbacks.>.
+func (n Names) CallbacksAll() string { return n.prefix + ".callbacks.>" }
+
+// CallbackDLR is the subject of stored delivery receipts: sms.callbacks.dlr.
+func (n Names) CallbackDLR() string { return n.prefix + ".callbacks.dlr" }
+
+// CallbackMO is the subject of stored inbound (MO) messages: sms.callbacks.mo.
+func (n Names) CallbackMO() string { return n.prefix + ".callbacks.mo" }
+
+// Inbound is the subject of an inbound message sent to the short code or number
+// whose digits are given: sms.inbound.<digits>.
+func (n Names) Inbound(digits string) string { return n.prefix + ".inbound." + digits }
+
 // SendAll is the subject filter of every job: sms.send.>.
 func (n Names) SendAll() string { return n.prefix + ".send.>" }
 
