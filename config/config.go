@@ -33,6 +33,11 @@ const (
 	AckWaitDefault         = 30 * time.Second
 	GracePeriodDefault     = 20 * time.Second
 	CallbacksListenDefault = ":8080"
+	LedgerRetentionDefault = 7 * 24 * time.Hour
+	ResolveWithinDefault   = 2 * time.Minute
+	ReconcileAfterDefault  = 24 * time.Hour
+	DLRDelayDefault        = time.Second
+	DLRMixDefault          = "received=0.97,rejected=0.01,expired=0.01,failed=0.01"
 	SandboxListenDefault   = "127.0.0.1:8090"
 	LogLevelDefault        = "info"
 	LogFormatDefault       = "auto"
@@ -73,14 +78,16 @@ type Config struct {
 	Ledger  Ledger  `yaml:"ledger"`
 	// Lanes are the lane names, highest priority first; jobs are published to
 	// <prefix>.send.<lane>. Default: LanesDefault.
-	Lanes     []string  `yaml:"lanes"`
-	Jobs      Jobs      `yaml:"jobs"`
-	Gateway   Gateway   `yaml:"gateway"`
-	Rate      Rate      `yaml:"rate"`
-	Worker    Worker    `yaml:"worker"`
-	Callbacks Callbacks `yaml:"callbacks"`
-	Sandbox   Sandbox   `yaml:"sandbox"`
-	Log       Log       `yaml:"log"`
+	Lanes []string `yaml:"lanes"`
+	// Lane holds per-lane options; LaneConfigs resolves them.
+	Lane      LaneOptions `yaml:"lane"`
+	Jobs      Jobs        `yaml:"jobs"`
+	Gateway   Gateway     `yaml:"gateway"`
+	Rate      Rate        `yaml:"rate"`
+	Worker    Worker      `yaml:"worker"`
+	Callbacks Callbacks   `yaml:"callbacks"`
+	Sandbox   Sandbox     `yaml:"sandbox"`
+	Log       Log         `yaml:"log"`
 }
 
 // NATS says which NATS server to use and how to authenticate to it.
@@ -155,6 +162,9 @@ type Streams struct {
 type Ledger struct {
 	// Bucket is the bucket's name; empty means <prefix>_ledger.
 	Bucket string `yaml:"bucket"`
+	// Retention is how long an entry is kept after its last change. Default:
+	// LedgerRetentionDefault.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // Jobs holds the rules jobs must meet.
@@ -208,6 +218,13 @@ type Callbacks struct {
 	// gateway must send.
 	Username string        `yaml:"username"`
 	Password secret.Secret `yaml:"password"`
+	// ResolveWithin is how long a receipt whose message id is not yet in the
+	// ledger is retried before it is published with what is known. Default:
+	// ResolveWithinDefault.
+	ResolveWithin time.Duration `yaml:"resolve_within"`
+	// ReconcileAfter is how long after its acceptance a job with no final receipt
+	// is looked up at the gateway. Default: ReconcileAfterDefault.
+	ReconcileAfter time.Duration `yaml:"reconcile_after"`
 }
 
 // Sandbox configures the built-in gateway simulator.
@@ -219,6 +236,12 @@ type Sandbox struct {
 	// Faults is a list of status=probability pairs such as "500=0.01,503=0.01".
 	// It is kept as written: the simulator checks it.
 	Faults string `yaml:"faults"`
+	// DLRDelay is how long after accepting a message the simulator sends its
+	// receipts. Default: DLRDelayDefault.
+	DLRDelay time.Duration `yaml:"dlr_delay"`
+	// DLRMix is the final receipts' statuses as status=probability pairs. It is
+	// kept as written: the simulator checks it. Default: DLRMixDefault.
+	DLRMix string `yaml:"dlr_mix"`
 }
 
 // Log configures logging.
@@ -244,6 +267,8 @@ func Default() Config {
 			MaxAge:       MaxAgeDefault,
 		},
 		Lanes:   LanesDefault(),
+		Lane:    LaneOptionsDefault(),
+		Ledger:  Ledger{Retention: LedgerRetentionDefault},
 		Jobs:    Jobs{MaxSegments: MaxSegmentsDefault},
 		Gateway: Gateway{URL: GatewayURLDefault, API: GatewayAPIDefault, Timeout: GatewayTimeoutDefault},
 		Rate:    Rate{PerSecond: RatePerSecondDefault, Burst: RateBurstDefault},
@@ -253,8 +278,8 @@ func Default() Config {
 			AckWait:     AckWaitDefault,
 			GracePeriod: GracePeriodDefault,
 		},
-		Callbacks: Callbacks{Listen: CallbacksListenDefault},
-		Sandbox:   Sandbox{Listen: SandboxListenDefault},
+		Callbacks: Callbacks{Listen: CallbacksListenDefault, ResolveWithin: ResolveWithinDefault, ReconcileAfter: ReconcileAfterDefault},
+		Sandbox:   Sandbox{Listen: SandboxListenDefault, DLRDelay: DLRDelayDefault, DLRMix: DLRMixDefault},
 		Log:       Log{Level: LogLevelDefault, Format: LogFormatDefault},
 	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -76,8 +77,25 @@ var settings = []entry{
 		"how long status events, inbound messages and dead letters are kept, e.g. 168h or 7d", positive[time.Duration]),
 	field("ledger.bucket", "JETSMS_LEDGER_BUCKET", func(c *Config) *string { return &c.Ledger.Bucket }, stringC,
 		"job ledger KV bucket; empty means <prefix>_ledger with the prefix's dots as underscores", bucketName),
+	field("ledger.retention", "JETSMS_LEDGER_RETENTION", func(c *Config) *time.Duration { return &c.Ledger.Retention }, durationC,
+		"how long a job's ledger entry is kept after its last change, e.g. 7d", positive[time.Duration]),
 	listField("lanes", "JETSMS_LANES", func(c *Config) *[]string { return &c.Lanes },
 		"lane names, highest priority first (comma-separated in the environment and flags)", laneNames),
+	laneListField("lane.marketing", "JETSMS_LANE_MARKETING", func(c *Config) *[]string { return &c.Lane.Marketing },
+		"lanes whose jobs to an opted-out number end suppressed"),
+	laneListField("lane.ambiguous", "JETSMS_LANE_AMBIGUOUS", func(c *Config) *[]string { return &c.Lane.Ambiguous },
+		"lane=policy pairs: what a lane does with a job whose last submission's outcome is unknown: resend (flagged duplicate_risk), fail (outcome_unknown) or hold; lanes not named resend",
+		lanePairs(ambiguousPolicy)),
+	laneListField("lane.min_share", "JETSMS_LANE_MIN_SHARE", func(c *Config) *[]string { return &c.Lane.MinShare },
+		"lane=fraction pairs: the share of the rate a lane gets while it has work, whatever higher lanes hold",
+		lanePairs(shareFraction)),
+	laneListField("lane.max_age", "JETSMS_LANE_MAX_AGE", func(c *Config) *[]string { return &c.Lane.MaxAge },
+		"lane=duration pairs: a job older than this when taken ends expired instead of being sent",
+		lanePairs(laneMaxAge)),
+	field("lane.hold_for", "JETSMS_LANE_HOLD_FOR", func(c *Config) *time.Duration { return &c.Lane.HoldFor }, durationC,
+		"how long the hold policy waits for a receipt of a job of unknown outcome", positive[time.Duration]),
+	field("lane.hold_then", "JETSMS_LANE_HOLD_THEN", func(c *Config) *string { return &c.Lane.HoldThen }, stringC,
+		"what the hold policy does when no receipt came: resend or fail", oneOf(AmbiguousResend, AmbiguousFail)),
 	field("jobs.max_segments", "JETSMS_JOBS_MAX_SEGMENTS", func(c *Config) *int { return &c.Jobs.MaxSegments }, intC,
 		"most SMS segments a job's content may take, 1 to 255", between(1, MaxSegmentsMax)),
 	field("gateway.url", "JETSMS_GATEWAY_URL", func(c *Config) *string { return &c.Gateway.URL }, urlC,
@@ -108,12 +126,20 @@ var settings = []entry{
 		"HTTP Basic user the gateway's callbacks must carry; with callbacks.password"),
 	field("callbacks.password", "JETSMS_CALLBACKS_PASSWORD", func(c *Config) *secret.Secret { return &c.Callbacks.Password }, secretC,
 		"HTTP Basic password the gateway's callbacks must carry; with callbacks.username"),
+	field("callbacks.resolve_within", "JETSMS_CALLBACKS_RESOLVE_WITHIN", func(c *Config) *time.Duration { return &c.Callbacks.ResolveWithin }, durationC,
+		"how long a receipt for a message id not yet in the ledger is retried before it is published with what is known", positive[time.Duration]),
+	field("callbacks.reconcile_after", "JETSMS_CALLBACKS_RECONCILE_AFTER", func(c *Config) *time.Duration { return &c.Callbacks.ReconcileAfter }, durationC,
+		"how long after acceptance a job with no final receipt is looked up at the gateway (then published, or ended expired with no_receipt)", positive[time.Duration]),
 	field("sandbox.listen", "JETSMS_SANDBOX_LISTEN", func(c *Config) *string { return &c.Sandbox.Listen }, stringC,
 		"host:port of the gateway simulator; port 0 picks a free port", hostPort),
 	field("sandbox.latency", "JETSMS_SANDBOX_LATENCY", func(c *Config) *time.Duration { return &c.Sandbox.Latency }, durationC,
 		"delay of each simulator answer", notNegative[time.Duration]),
 	field("sandbox.faults", "JETSMS_SANDBOX_FAULTS", func(c *Config) *string { return &c.Sandbox.Faults }, stringC,
 		"simulated failures as status=probability pairs, e.g. 500=0.01,503=0.01"),
+	field("sandbox.dlr_delay", "JETSMS_SANDBOX_DLR_DELAY", func(c *Config) *time.Duration { return &c.Sandbox.DLRDelay }, durationC,
+		"how long after accepting a message the simulator sends its delivery receipts", notNegative[time.Duration]),
+	field("sandbox.dlr_mix", "JETSMS_SANDBOX_DLR_MIX", func(c *Config) *string { return &c.Sandbox.DLRMix }, stringC,
+		"final receipt statuses of the simulator as status=probability pairs"),
 	field("log.level", "JETSMS_LOG_LEVEL", func(c *Config) *string { return &c.Log.Level }, stringC,
 		"debug, info, warn or error", oneOf("debug", "info", "warn", "error")),
 	field("log.format", "JETSMS_LOG_FORMAT", func(c *Config) *string { return &c.Log.Format }, stringC,
@@ -210,6 +236,24 @@ func listField(name, env string, ptr func(*Config) *[]string, help string, rules
 	e := field(name, env, ptr, listC, help, rules...)
 	e.setItems = func(c *Config, items []string) { *ptr(c) = items }
 	e.items = func(c *Config) []string { return *ptr(c) }
+	return e
+}
+
+// laneListField is a listField of lane names or lane=value pairs whose Redacted
+// form leaves out lanes that are not configured, so that a file written from
+// the defaults with other lanes loads again.
+func laneListField(name, env string, ptr func(*Config) *[]string, help string, rules ...rule[[]string]) entry {
+	e := listField(name, env, ptr, help, rules...)
+	e.items = func(c *Config) []string {
+		var out []string
+		for _, item := range *ptr(c) {
+			lane, _, _ := strings.Cut(item, "=")
+			if slices.Contains(c.Lanes, strings.TrimSpace(lane)) {
+				out = append(out, item)
+			}
+		}
+		return out
+	}
 	return e
 }
 

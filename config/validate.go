@@ -53,7 +53,8 @@ func (c *Config) problems(from map[string]origin, skip map[string]bool, needGate
 			errs = append(errs, problem(e, o.raw, o.source, err))
 		}
 	}
-	return append(errs, c.crossProblems(from, needGateway)...)
+	errs = append(errs, c.crossProblems(from, needGateway)...)
+	return append(errs, c.laneProblems(from)...)
 }
 
 // problem names the setting, the rule, and the value and its source where they are
