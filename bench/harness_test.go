@@ -21,6 +21,7 @@ import (
 	"github.com/jetsms/jetsms/broker"
 	"github.com/jetsms/jetsms/dispatcher"
 	"github.com/jetsms/jetsms/events"
+	"github.com/jetsms/jetsms/ledger"
 	"github.com/jetsms/jetsms/gwsim"
 	"github.com/jetsms/jetsms/ratelimit"
 	"github.com/jetsms/jetsms/subjects"
@@ -263,8 +264,12 @@ func pipeline(tb testing.TB, s *server, gw *gateway, n int) float64 {
 	}
 	defer sender.Close()
 	lim, _ := ratelimit.New(ratelimit.Config{PerSecond: math.Inf(1), Burst: 1})
+	led, err := ledger.Open(ctx, s.js, ledger.Config{Bucket: s.names.LedgerBucket()})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	w, err := worker.New(worker.Config{
-		Names: s.names, Lanes: []string{"priority", "default", "bulk"}, Concurrency: concurrency,
+		Names: s.names, Lanes: []string{"priority", "default", "bulk"}, Concurrency: concurrency, Ledger: led,
 	}, s.js, sender, lim, events.New(s.js, s.names), nil)
 	if err != nil {
 		tb.Fatal(err)

@@ -25,6 +25,9 @@ const (
 	ReasonRetriesExhausted Reason = "retries_exhausted"
 	ReasonUnknownLane      Reason = "unknown_lane"
 	ReasonExpired          Reason = "expired"
+	// ReasonOutcomeUnknown: the lane's ambiguity policy is fail and the job's
+	// last submission's outcome is unknown.
+	ReasonOutcomeUnknown Reason = "outcome_unknown"
 )
 
 // Dead-letter headers. The original message's headers are kept, except that its
@@ -36,6 +39,9 @@ const (
 	HeaderSubject       = "Jetsms-Subject"
 	HeaderJobID         = "Jetsms-Job-Id"
 	HeaderOriginalMsgID = "Jetsms-Msg-Id"
+	// HeaderReplay marks a job published again from the dead-letter stream; its
+	// value (the dead letter's stream sequence) is unique per replay.
+	HeaderReplay = "Jetsms-Replay"
 )
 
 // Publisher publishes to the status and dead-letter streams. It is safe for

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -15,23 +16,43 @@ import (
 	"github.com/jetsms/jetsms/dispatcher"
 	"github.com/jetsms/jetsms/events"
 	"github.com/jetsms/jetsms/job"
+	"github.com/jetsms/jetsms/ledger"
 )
 
 // jobRun is one delivery of one job being handled.
 type jobRun struct {
 	lane     *lane
+	opts     LaneOptions
 	msg      jetstream.Msg
 	meta     *jetstream.MsgMetadata
 	job      job.Job
-	attempts int  // submissions so far, across deliveries as far as known
+	attempts int  // submissions so far, across deliveries and replicas
 	dupRisk  bool // an earlier submission's outcome is unknown
+	// entry is the job's ledger entry as last read or written (nil: none yet),
+	// rev its revision.
+	entry *ledger.Entry
+	rev   uint64
+	// replay is the Jetsms-Replay header of a replayed dead letter that starts a
+	// new life of an ended job.
+	replay string
+	// loaded: the ledger entry has been read (or created by this delivery).
+	loaded bool
 }
 
 // Errors that end the retry loop early.
 var (
 	errExpired   = errors.New("expires passed before the job could be sent")
+	errTooOld    = errors.New("older than the lane's maximum age")
 	errExhausted = errors.New("attempts exhausted")
+	// errBusy: the ledger entry changed between reading and claiming it; the job
+	// is released and decided again on its next delivery.
+	errBusy = errors.New("ledger entry changed by another worker")
+	// errSettled: the claim found the job handled before and settled it.
+	errSettled = errors.New("settled by its ledger entry")
 )
+
+// ErrorOutcomeUnknown is the error of a job failed by the fail policy.
+const ErrorOutcomeUnknown = "outcome_unknown"
 
 // handle takes one job from fetched to acked, released or ended. ctx is cancelled
 // only by a hard stop; recording the outcome still runs after that. freeSlot gives
@@ -47,20 +68,29 @@ func (w *Worker) handle(ctx context.Context, l *lane, m jetstream.Msg, freeSlot 
 		_ = m.Term()
 		return
 	}
-	r := &jobRun{lane: l, msg: m, meta: meta}
-	r.attempts, r.dupRisk = w.attempts.take(meta.Sequence.Stream)
+	r := &jobRun{lane: l, opts: w.laneOptions(l.name), msg: m, meta: meta}
 
 	if err := w.decode(r); err != nil {
 		w.end(ctx, r, job.StatusFailed, events.ReasonInvalidJob, err.Error(), "")
 		return
 	}
-	if r.attempts == 0 && meta.NumDelivered > uint64(3*w.cfg.MaxAttempts) {
-		// Delivered far more often than attempts allow, yet this worker knows of none
-		// of them: something crashes while handling it. Stop the loop.
-		w.end(ctx, r, job.StatusFailed, events.ReasonRetriesExhausted,
-			fmt.Sprintf("delivered %d times without an outcome", meta.NumDelivered), "")
+	if meta.NumDelivered > uint64(3*w.cfg.MaxAttempts) {
+		if w.lookedUp(ctx, r) {
+			return
+		}
+		if r.attempts == 0 {
+			// Delivered far more often than attempts allow, yet no attempt is
+			// recorded: something crashes while handling it. Stop the loop.
+			w.end(ctx, r, job.StatusFailed, events.ReasonRetriesExhausted,
+				fmt.Sprintf("delivered %d times without an outcome", meta.NumDelivered), "")
+			return
+		}
+	}
+	if w.suppressed(ctx, r) {
 		return
 	}
+	// The ledger entry is read only when the claim before the first submission
+	// finds one: most jobs are new, and a create is one round trip.
 	w.submit(ctx, r, freeSlot)
 }
 
@@ -147,6 +177,9 @@ func (w *Worker) attempt(ctx context.Context, r *jobRun) (dispatcher.Result, err
 	if r.job.Expires != nil && !now.Before(*r.job.Expires) {
 		return dispatcher.Result{}, backoff.Permanent(errExpired)
 	}
+	if r.opts.MaxAge > 0 && now.Sub(r.meta.Timestamp) > r.opts.MaxAge {
+		return dispatcher.Result{}, backoff.Permanent(errTooOld)
+	}
 	if r.attempts >= w.cfg.MaxAttempts {
 		return dispatcher.Result{}, backoff.Permanent(errExhausted)
 	}
@@ -155,21 +188,36 @@ func (w *Worker) attempt(ctx context.Context, r *jobRun) (dispatcher.Result, err
 		// gateway refuse a time in the past.
 		r.job.Scheduled = nil
 	}
-	r.attempts++
+	// The send guard: no request leaves before the ledger says this worker is
+	// submitting the job.
+	if err := w.claim(ctx, r, now); err != nil {
+		return dispatcher.Result{}, backoff.Permanent(err)
+	}
 	res, err := w.send.Send(ctx, &r.job)
 	if err == nil {
 		return res, nil
 	}
 	var gwErr *dispatcher.Error
 	if !errors.As(err, &gwErr) {
+		w.note(ctx, r, ledger.StateQueued, err)
 		return res, backoff.Permanent(err)
 	}
 	switch gwErr.Kind {
 	case dispatcher.KindUnknown:
+		w.note(ctx, r, ledger.StateUnknown, err)
+		if r.opts.Ambiguous != AmbiguousResend {
+			return res, backoff.Permanent(err)
+		}
 		r.dupRisk = true
 		return res, err
 	case dispatcher.KindRetryable:
+		w.note(ctx, r, ledger.StateQueued, err)
 		return res, err
+	case dispatcher.KindUnauthorized:
+		// The job is not at fault: the attempt does not count.
+		r.attempts--
+		r.entry.Attempts = r.attempts
+		w.note(ctx, r, ledger.StateQueued, err)
 	}
 	return res, backoff.Permanent(err)
 }
@@ -186,21 +234,33 @@ func (w *Worker) settle(ctx context.Context, r *jobRun, res dispatcher.Result, e
 		return
 	}
 	var gwErr *dispatcher.Error
+	if (errors.Is(err, errExpired) || errors.Is(err, errTooOld)) && w.lookedUp(ctx, r) {
+		// Sent before it expired, or being sent by another worker.
+		return
+	}
 	switch {
+	case errors.Is(err, errSettled):
+		// The ledger showed the job handled before; that is done.
 	case errors.Is(err, errExpired):
 		w.end(ctx, r, job.StatusExpired, events.ReasonExpired, "expires passed before the job could be sent", "")
+	case errors.Is(err, errTooOld):
+		w.end(ctx, r, job.StatusExpired, events.ReasonExpired,
+			fmt.Sprintf("older than the lane's maximum age of %s", r.opts.MaxAge), "")
+	case errors.Is(err, errBusy):
+		w.release(r, w.cfg.ReleaseDelayMin)
 	case errors.Is(err, errExhausted):
 		w.end(ctx, r, job.StatusFailed, events.ReasonRetriesExhausted,
 			fmt.Sprintf("retries_exhausted: %d attempts", r.attempts), "")
 	case ctx.Err() != nil:
 		// Hard stop: hand the job back at once. A submission cut off after it was
-		// written makes this a job of unknown outcome.
+		// written left the entry submitting or unknown: the next delivery applies
+		// the lane's ambiguity policy.
 		w.release(r, 0)
+	case errors.As(err, &gwErr) && gwErr.Kind == dispatcher.KindUnknown:
+		w.unknownOutcome(ctx, r, err)
 	case errors.As(err, &gwErr) && gwErr.Kind == dispatcher.KindRejected:
 		w.end(ctx, r, job.StatusFailed, events.ReasonGatewayRejected, gwErr.Code, gwErr.Description)
 	case errors.As(err, &gwErr) && gwErr.Kind == dispatcher.KindUnauthorized:
-		// The job is not at fault: do not count the attempt.
-		r.attempts--
 		w.log.Warn("gateway refused the credentials; job released", zap.String("job_id", r.job.ID), zap.Int("status", gwErr.StatusCode))
 		w.retrying(ctx, r, err)
 		w.release(r, UnauthorizedDelay)
@@ -213,21 +273,64 @@ func (w *Worker) settle(ctx context.Context, r *jobRun, res dispatcher.Result, e
 		}
 		w.retrying(ctx, r, err)
 		w.release(r, nakDelay(w.cfg.ReleaseDelayMin, r.meta.NumDelivered, gwErr.RetryAfter))
+	case errors.Is(err, ledger.ErrConflict) || isLedgerUnavailable(err):
+		w.log.Warn("ledger not written; job released", zap.String("job_id", r.job.ID), zap.Error(err))
+		w.release(r, w.cfg.ReleaseDelayMin)
 	default:
 		// Not a gateway outcome (e.g. the job could not be encoded): nothing was sent.
 		w.end(ctx, r, job.StatusFailed, events.ReasonGatewayRejected, err.Error(), "")
 	}
 }
 
-// accepted stores the accepted event, then acks.
+// unknownOutcome settles a job whose last submission's outcome is unknown and
+// whose lane does not resend at once (or whose resends ran out of time in process).
+func (w *Worker) unknownOutcome(ctx context.Context, r *jobRun, err error) {
+	switch r.opts.Ambiguous {
+	case AmbiguousFail:
+		w.end(ctx, r, job.StatusFailed, events.ReasonOutcomeUnknown, ErrorOutcomeUnknown, describeDetail(err))
+	case AmbiguousHold:
+		w.retrying(ctx, r, err)
+		w.release(r, r.opts.HoldFor)
+	default:
+		if r.attempts >= w.cfg.MaxAttempts {
+			w.end(ctx, r, job.StatusFailed, events.ReasonRetriesExhausted,
+				fmt.Sprintf("retries_exhausted: %d attempts, last outcome unknown", r.attempts), describeDetail(err))
+			return
+		}
+		w.retrying(ctx, r, err)
+		w.release(r, nakDelay(w.cfg.ReleaseDelayMin, r.meta.NumDelivered, 0))
+	}
+}
+
+func describeDetail(err error) string {
+	_, detail := describe(err)
+	if detail == "" {
+		return err.Error()
+	}
+	return detail
+}
+
+// accepted records the acceptance — the message id's index (so a receipt finds
+// the job), the ledger entry and the accepted event, written side by side — and
+// then acks.
 func (w *Worker) accepted(ctx context.Context, r *jobRun, res dispatcher.Result) {
 	ev := w.event(r, job.StatusAccepted)
 	ev.MessageID = res.MessageID
 	ev.Detail = res.Detail
-	if err := w.record(ctx, func(ctx context.Context) error { return w.pub.Status(ctx, ev) }); err != nil {
-		// The SMS went out but its event is not stored: leave the job unacked so it is
-		// not forgotten.
-		w.log.Error("accepted event not stored; job left for redelivery",
+	var wg sync.WaitGroup
+	var indexErr, ledgerErr, eventErr error
+	wg.Go(func() {
+		indexErr = w.record(ctx, func(ctx context.Context) error { return w.ledger.Index(ctx, res.MessageID, r.job.ID) })
+	})
+	wg.Go(func() {
+		eventErr = w.record(ctx, func(ctx context.Context) error { return w.pub.Status(ctx, ev) })
+	})
+	ledgerErr = w.record(ctx, func(ctx context.Context) error { return w.markAccepted(ctx, r, res) })
+	wg.Wait()
+	if err := errors.Join(indexErr, ledgerErr, eventErr); err != nil {
+		// The SMS went out but what says so is not all stored: leave the job unacked
+		// so it is not forgotten; its next delivery finds the ledger entry.
+		w.log.Error("acceptance not recorded; job left for redelivery",
 			zap.String("job_id", r.job.ID), zap.String("message_id", res.MessageID), zap.Error(err))
 		return
 	}
@@ -236,8 +339,9 @@ func (w *Worker) accepted(ctx context.Context, r *jobRun, res dispatcher.Result)
 	}
 }
 
-// end gives a job its final status: a dead-letter copy first, then the final event,
-// then the message is terminated. If NATS cannot store them, the job is released
+// end gives a job its final status: a dead-letter copy first (none when reason is
+// empty), then the final event, then the ledger entry, then the message is
+// terminated. If NATS cannot store them, the job is released
 // for a later try instead, so nothing is lost.
 func (w *Worker) end(ctx context.Context, r *jobRun, st job.Status, reason events.Reason, errText, detail string) {
 	dead := events.Dead{
@@ -254,10 +358,16 @@ func (w *Worker) end(ctx context.Context, r *jobRun, st job.Status, reason event
 	ev.Error = errText
 	ev.Detail = detail
 	err := w.record(ctx, func(ctx context.Context) error {
-		if err := w.pub.DeadLetter(ctx, dead); err != nil {
+		if reason != "" {
+			if err := w.pub.DeadLetter(ctx, dead); err != nil {
+				return err
+			}
+		}
+		if err := w.pub.Status(ctx, ev); err != nil {
 			return err
 		}
-		return w.pub.Status(ctx, ev)
+		// Last, so that a job whose ledger entry is final has its final event.
+		return w.markEnded(ctx, r, st, errText, detail)
 	})
 	if err != nil {
 		w.log.Error("final status not stored; job released", zap.String("job_id", r.job.ID), zap.Error(err))
@@ -284,10 +394,9 @@ func (w *Worker) retrying(ctx context.Context, r *jobRun, cause error) {
 	}
 }
 
-// release hands the job back to JetStream for redelivery after delay, remembering
-// its attempts for when it comes back to this worker.
+// release hands the job back to JetStream for redelivery after delay. Its attempts
+// are in the ledger.
 func (w *Worker) release(r *jobRun, delay time.Duration) {
-	w.attempts.put(r.meta.Sequence.Stream, r.attempts, r.dupRisk)
 	var err error
 	if delay > 0 {
 		err = r.msg.NakWithDelay(delay)

@@ -7,12 +7,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/jetsms/jetsms/dispatcher"
 	"github.com/jetsms/jetsms/events"
 	"github.com/jetsms/jetsms/job"
+	"github.com/jetsms/jetsms/ledger"
+	"github.com/jetsms/jetsms/optout"
 	"github.com/jetsms/jetsms/subjects"
 )
 
@@ -39,6 +42,12 @@ const (
 	// finishTimeout bounds the steps that record a job's end (events, dead letter,
 	// ack), which run even after a hard stop.
 	finishTimeout = 10 * time.Second
+	// SubmitLeaseDefault is how long a ledger entry in state submitting belongs to
+	// the worker that set it; after that its submission's outcome counts as
+	// unknown. It must exceed the gateway request timeout.
+	SubmitLeaseDefault = 30 * time.Second
+	// HoldForDefault is how long the hold policy waits for a receipt.
+	HoldForDefault = 10 * time.Minute
 	// fetchMaxWait is how long one fetch waits on an idle lane; Stop waits for it.
 	fetchMaxWait = 2 * time.Second
 )
@@ -77,6 +86,19 @@ type Config struct {
 	// StraySweepInterval is how often jobs on unknown lanes are looked for;
 	// default StraySweepInterval.
 	StraySweepInterval time.Duration
+	// LaneOptions are the lanes' policies by lane name; a lane not in it takes
+	// the zero LaneOptions.
+	LaneOptions map[string]LaneOptions
+	// Ledger is the job ledger, the send guard. Required.
+	Ledger *ledger.Ledger
+	// OptOuts, when set, suppresses marketing lanes' jobs to opted-out numbers.
+	OptOuts *optout.List
+	// SubmitLease is how long this worker's submitting mark on a job holds off
+	// other workers; it must exceed the gateway request timeout. Default
+	// SubmitLeaseDefault.
+	SubmitLease time.Duration
+	// Owner names this worker in the ledger; default a new UUID.
+	Owner string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -90,12 +112,12 @@ type Worker struct {
 	pub   *events.Publisher
 	log   *zap.Logger
 
-	lanes    []*lane
-	laneSet  map[string]bool
-	arrived  chan struct{} // a lane queue went from empty to not empty
-	slots    chan struct{} // one token per submission in flight
-	tracker  *tracker
-	attempts *attemptMemo
+	lanes   []*lane
+	laneSet map[string]bool
+	arrived chan struct{} // a lane queue went from empty to not empty
+	slots   chan struct{} // one token per submission in flight
+	tracker *tracker
+	ledger  *ledger.Ledger
 
 	mu       sync.Mutex
 	started  bool
@@ -119,8 +141,26 @@ func New(cfg Config, js jetstream.JetStream, send Sender, limit Limiter, pub *ev
 	if len(cfg.Lanes) == 0 {
 		return nil, errors.New("worker: lanes: at least one lane is required")
 	}
-	if js == nil || send == nil || limit == nil || pub == nil {
-		return nil, errors.New("worker: jetstream, sender, limiter and publisher are required")
+	if js == nil || send == nil || limit == nil || pub == nil || cfg.Ledger == nil {
+		return nil, errors.New("worker: jetstream, sender, limiter, publisher and ledger are required")
+	}
+	for name, o := range cfg.LaneOptions {
+		switch o.Ambiguous {
+		case "", AmbiguousResend, AmbiguousFail, AmbiguousHold:
+		default:
+			return nil, fmt.Errorf("worker: lane %s: ambiguous policy %q must be resend, fail or hold", name, o.Ambiguous)
+		}
+		switch o.HoldThen {
+		case "", AmbiguousResend, AmbiguousFail:
+		default:
+			return nil, fmt.Errorf("worker: lane %s: hold_then %q must be resend or fail", name, o.HoldThen)
+		}
+	}
+	if cfg.SubmitLease == 0 {
+		cfg.SubmitLease = SubmitLeaseDefault
+	}
+	if cfg.Owner == "" {
+		cfg.Owner = uuid.NewString()
 	}
 	if cfg.Concurrency < 0 || cfg.MaxAttempts < 0 || cfg.AckWait < 0 || cfg.QueuePerLane < 0 || cfg.ReleaseDelayMin < 0 {
 		return nil, errors.New("worker: concurrency, max_attempts, ack_wait and queue size must not be negative")
@@ -154,11 +194,11 @@ func New(cfg Config, js jetstream.JetStream, send Sender, limit Limiter, pub *ev
 	}
 	w := &Worker{
 		cfg: cfg, js: js, send: send, limit: limit, pub: pub, log: log.Named("worker"),
-		laneSet:  make(map[string]bool, len(cfg.Lanes)),
-		arrived:  make(chan struct{}, 1),
-		slots:    make(chan struct{}, cfg.Concurrency),
-		tracker:  newTracker(cfg.AckWait / 3),
-		attempts: newAttemptMemo(attemptMemoSize),
+		laneSet: make(map[string]bool, len(cfg.Lanes)),
+		arrived: make(chan struct{}, 1),
+		slots:   make(chan struct{}, cfg.Concurrency),
+		tracker: newTracker(cfg.AckWait / 3),
+		ledger:  cfg.Ledger,
 	}
 	for _, name := range cfg.Lanes {
 		if err := subjects.ValidateToken(name); err != nil {

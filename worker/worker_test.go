@@ -21,6 +21,7 @@ import (
 	"github.com/jetsms/jetsms/events"
 	"github.com/jetsms/jetsms/gwsim"
 	"github.com/jetsms/jetsms/job"
+	"github.com/jetsms/jetsms/ledger"
 	"github.com/jetsms/jetsms/ratelimit"
 	"github.com/jetsms/jetsms/worker"
 )
@@ -37,7 +38,8 @@ type bundle struct {
 	status   *brokertest.Watcher
 	dead     *brokertest.Watcher
 	mu       sync.Mutex
-	arrivals map[string]int // accepted submissions per reference (the job id)
+	arrivals map[string]int    // accepted submissions per reference (the job id)
+	lastID   map[string]string // the gateway's id of the last one
 }
 
 type options struct {
@@ -58,14 +60,20 @@ func setup(t *testing.T, opt options) *bundle {
 	require.NoError(t, err)
 	t.Cleanup(sender.Close)
 
-	b := &bundle{env: env, sim: sim, sender: sender, arrivals: map[string]int{}}
+	b := &bundle{env: env, sim: sim, sender: sender, arrivals: map[string]int{}, lastID: map[string]string{}}
 	sim.OnAccept(func(m gwsim.Message) {
 		b.mu.Lock()
 		b.arrivals[m.Reference]++
+		b.lastID[m.Reference] = m.ID
 		b.mu.Unlock()
 	})
 	cfg := opt.worker
 	cfg.Names = env.Names
+	if cfg.Ledger == nil {
+		led, err := ledger.Open(context.Background(), env.JS, ledger.Config{Bucket: env.Names.LedgerBucket()})
+		require.NoError(t, err)
+		cfg.Ledger = led
+	}
 	if cfg.Lanes == nil {
 		cfg.Lanes = lanes
 	}
@@ -103,6 +111,12 @@ func (b *bundle) start(t *testing.T) *worker.Worker {
 		require.NoError(t, w.Stop(ctx))
 	})
 	return w
+}
+
+func (b *bundle) messageID(ref string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lastID[ref]
 }
 
 func (b *bundle) arrived(ref string) int {
@@ -539,10 +553,16 @@ func TestWorker(t *testing.T) {
 			want string
 		}{
 			{worker.Config{Names: b.env.Names}, "lanes"},
+			{worker.Config{Names: b.env.Names, Lanes: lanes}, "ledger are required"},
 			{worker.Config{Names: b.env.Names, Lanes: []string{"a", "a"}}, `"a" appears twice`},
 			{worker.Config{Names: b.env.Names, Lanes: []string{"a.b"}}, "lanes"},
 			{worker.Config{Names: b.env.Names, Lanes: lanes, Concurrency: -1}, "concurrency"},
+			{worker.Config{Names: b.env.Names, Lanes: lanes, LaneOptions: map[string]worker.LaneOptions{"bulk": {Ambiguous: "maybe"}}},
+				`lane bulk: ambiguous policy "maybe" must be resend, fail or hold`},
 		} {
+			if !strings.Contains(c.want, "ledger") {
+				c.cfg.Ledger = b.cfg.Ledger
+			}
 			_, err := worker.New(c.cfg, b.env.JS, b.sender, lim, pub, nil)
 			require.ErrorContains(t, err, c.want)
 		}

@@ -22,6 +22,8 @@ import (
 	"github.com/jetsms/jetsms/dispatcher"
 	"github.com/jetsms/jetsms/events"
 	"github.com/jetsms/jetsms/gwsim"
+	"github.com/jetsms/jetsms/ledger"
+	"github.com/jetsms/jetsms/optout"
 	"github.com/jetsms/jetsms/ratelimit"
 	"github.com/jetsms/jetsms/subjects"
 	"github.com/jetsms/jetsms/worker"
@@ -159,10 +161,21 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) (err error)
 		return err
 	}
 
+	// The job ledger (the send guard) and the opt-out list.
+	led, err := openLedger(setupCtx, js, cfg, names)
+	if err != nil {
+		return err
+	}
+	optOuts, err := optout.Open(setupCtx, js, optout.Config{Bucket: names.OptOutBucket(), Replicas: cfg.Streams.Replicas})
+	if err != nil {
+		return err
+	}
+
 	// The worker: started last, stopped first.
 	w, err := worker.New(worker.Config{
-		Names: names, Lanes: cfg.Lanes, Concurrency: cfg.Worker.Concurrency,
+		Names: names, Lanes: cfg.Lanes, LaneOptions: laneOptions(cfg), Concurrency: cfg.Worker.Concurrency,
 		MaxAttempts: cfg.Worker.MaxAttempts, AckWait: cfg.Worker.AckWait, MaxSegments: cfg.Jobs.MaxSegments,
+		Ledger: led, OptOuts: optOuts, SubmitLease: submitLease(cfg),
 	}, js, sender, limiter, events.New(js, names), log)
 	if err != nil {
 		return err
@@ -187,6 +200,31 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) (err error)
 		log.Warn("grace period over", zap.Error(err))
 	}
 	return nil
+}
+
+// openLedger opens the job ledger bucket as configured.
+func openLedger(ctx context.Context, js jetstream.JetStream, cfg config.Config, names subjects.Names) (*ledger.Ledger, error) {
+	bucket := cfg.Ledger.Bucket
+	if bucket == "" {
+		bucket = names.LedgerBucket()
+	}
+	return ledger.Open(ctx, js, ledger.Config{Bucket: bucket, Retention: cfg.Ledger.Retention, Replicas: cfg.Streams.Replicas})
+}
+
+// laneOptions turns the configured lane options into the worker's.
+func laneOptions(cfg config.Config) map[string]worker.LaneOptions {
+	out := make(map[string]worker.LaneOptions, len(cfg.Lanes))
+	for _, l := range cfg.LaneConfigs() {
+		out[l.Name] = worker.LaneOptions{
+			Marketing: l.Marketing, Ambiguous: l.Ambiguous, HoldFor: l.HoldFor, HoldThen: l.HoldThen, MaxAge: l.MaxAge,
+		}
+	}
+	return out
+}
+
+// submitLease outlasts one gateway request with room to record its outcome.
+func submitLease(cfg config.Config) time.Duration {
+	return max(worker.SubmitLeaseDefault, 2*cfg.Gateway.Timeout+5*time.Second)
 }
 
 // connectConfig is how every command reaches NATS: url with the configured

@@ -1,0 +1,321 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/jetsms/jetsms/dispatcher"
+	"github.com/jetsms/jetsms/events"
+	"github.com/jetsms/jetsms/job"
+	"github.com/jetsms/jetsms/ledger"
+)
+
+// The ambiguity policies of LaneOptions.Ambiguous: what a lane does with a job
+// whose last submission's outcome is unknown.
+const (
+	AmbiguousResend = "resend" // send again, flagged duplicate_risk
+	AmbiguousFail   = "fail"   // end failed with outcome_unknown; never resent
+	AmbiguousHold   = "hold"   // wait HoldFor for a receipt, then HoldThen
+)
+
+// LaneOptions are one lane's policies. The zero value resends jobs of unknown
+// outcome, is not marketing and has no maximum age.
+type LaneOptions struct {
+	// Marketing lanes' jobs to an opted-out number end suppressed.
+	Marketing bool
+	// Ambiguous is AmbiguousResend (default), AmbiguousFail or AmbiguousHold.
+	Ambiguous string
+	// HoldFor is how long AmbiguousHold waits for a receipt; HoldThen is what it
+	// does when none came (AmbiguousResend or AmbiguousFail).
+	HoldFor  time.Duration
+	HoldThen string
+	// MaxAge ends a job older than this (since it was published) expired instead
+	// of sending it; 0 means no limit.
+	MaxAge time.Duration
+}
+
+func (w *Worker) laneOptions(name string) LaneOptions {
+	o := w.cfg.LaneOptions[name]
+	if o.Ambiguous == "" {
+		o.Ambiguous = AmbiguousResend
+	}
+	if o.HoldFor <= 0 {
+		o.HoldFor = HoldForDefault
+	}
+	if o.HoldThen == "" {
+		o.HoldThen = AmbiguousResend
+	}
+	return o
+}
+
+// lookedUp reads the job's ledger entry, if not read yet, and settles the job if
+// the entry says so. It returns true when this delivery needs nothing more.
+func (w *Worker) lookedUp(ctx context.Context, r *jobRun) bool {
+	if r.loaded {
+		return false
+	}
+	return !w.load(ctx, r) || w.settled(ctx, r)
+}
+
+// load reads the job's ledger entry. When the ledger cannot be read the job is
+// released and load returns false: nothing is sent unguarded.
+func (w *Worker) load(ctx context.Context, r *jobRun) bool {
+	r.loaded = true
+	rctx, cancel := context.WithTimeout(ctx, finishTimeout)
+	defer cancel()
+	e, rev, err := w.ledger.Get(rctx, r.job.ID)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return true
+	case err != nil:
+		w.log.Warn("ledger not readable; job released", zap.String("job_id", r.job.ID), zap.Error(err))
+		w.release(r, w.cfg.ReleaseDelayMin)
+		return false
+	}
+	r.entry, r.rev = e, rev
+	r.attempts, r.dupRisk = e.Attempts, e.DuplicateRisk
+	return true
+}
+
+// settled decides a job whose ledger entry shows it was handled before. It
+// returns true when the job needs nothing more from this delivery.
+func (w *Worker) settled(ctx context.Context, r *jobRun) bool {
+	e := r.entry
+	if e == nil {
+		return false
+	}
+	now := w.cfg.Now()
+	switch {
+	case e.Accepted():
+		// Sent before (a lost ack, a crash after recording, a re-published job):
+		// store its accepted event again, which deduplicates, and ack.
+		w.acceptedBefore(ctx, r)
+		return true
+	case e.Status.Final():
+		replay := r.msg.Headers().Get(events.HeaderReplay)
+		if replay != "" && replay != e.Replay && e.Error != ErrorOutcomeUnknown {
+			// A dead letter replayed by an operator: a new life of a job that was
+			// never sent.
+			r.replay, r.attempts, r.dupRisk = replay, 0, false
+			return false
+		}
+		// Ended before; its final event is stored. Only the message is left.
+		if err := r.msg.Term(); err != nil {
+			w.log.Warn("terminate ended job", zap.String("job_id", r.job.ID), zap.Error(err))
+		}
+		return true
+	case e.Status == ledger.StateSubmitting && now.Sub(e.Since) < w.cfg.SubmitLease:
+		// Another worker is submitting it now (the same job published twice, or a
+		// redelivery while the first is still in flight): wait until its outcome is
+		// recorded or its lease runs out, looking again now and then.
+		w.release(r, min(w.cfg.SubmitLease-now.Sub(e.Since)+time.Second, w.cfg.ReleaseDelayMin))
+		return true
+	case e.Status == ledger.StateSubmitting || e.Status == ledger.StateUnknown:
+		return w.ambiguous(ctx, r, now)
+	}
+	return false
+}
+
+// ambiguous applies the lane's policy to a job whose last submission's outcome is
+// unknown; it returns true when the job is not to be sent now.
+func (w *Worker) ambiguous(ctx context.Context, r *jobRun, now time.Time) bool {
+	policy := r.opts.Ambiguous
+	if policy == AmbiguousHold {
+		if left := r.opts.HoldFor - now.Sub(r.entry.Updated); left > 0 {
+			w.release(r, left)
+			return true
+		}
+		policy = r.opts.HoldThen
+	}
+	if policy == AmbiguousFail {
+		w.end(ctx, r, job.StatusFailed, events.ReasonOutcomeUnknown, ErrorOutcomeUnknown,
+			"the last submission's outcome is unknown")
+		return true
+	}
+	r.dupRisk = true
+	return false
+}
+
+// suppressed ends a marketing lane's job to an opted-out number. It returns true
+// when the job was ended or released.
+func (w *Worker) suppressed(ctx context.Context, r *jobRun) bool {
+	if !r.opts.Marketing || w.cfg.OptOuts == nil {
+		return false
+	}
+	rctx, cancel := context.WithTimeout(ctx, finishTimeout)
+	defer cancel()
+	out, err := w.cfg.OptOuts.Has(rctx, r.job.Destination)
+	if err != nil {
+		w.log.Warn("opt-out list not readable; job released", zap.String("job_id", r.job.ID), zap.Error(err))
+		w.release(r, w.cfg.ReleaseDelayMin)
+		return true
+	}
+	if out {
+		w.end(ctx, r, job.StatusSuppressed, "", "", "the destination opted out")
+	}
+	return out
+}
+
+// claim moves the job's entry to submitting by compare-and-set and counts the
+// attempt. errBusy means another writer moved the entry first.
+func (w *Worker) claim(ctx context.Context, r *jobRun, now time.Time) error {
+	if !r.loaded {
+		// First try: create the entry, which succeeds for a new job.
+		err := w.save(ctx, r, now)
+		if !errors.Is(err, errBusy) {
+			r.loaded = err == nil
+			return err
+		}
+		if w.lookedUp(ctx, r) {
+			return errSettled
+		}
+		if r.attempts >= w.cfg.MaxAttempts {
+			return errExhausted
+		}
+	}
+	return w.save(ctx, r, now)
+}
+
+// save writes the claim over the entry as read (creating it when there is none).
+func (w *Worker) save(ctx context.Context, r *jobRun, now time.Time) error {
+	e := r.entry
+	if e == nil || r.replay != "" {
+		e = ledger.FromJob(&r.job, now)
+		if r.entry != nil {
+			e.Created, e.History = r.entry.Created, r.entry.History
+		}
+		e.Replay = r.replay
+		r.replay = ""
+	}
+	next := *e
+	next.Attempts = r.attempts + 1
+	next.DuplicateRisk = r.dupRisk
+	next.Set(ledger.StateSubmitting, now, "", "")
+	next.Owner, next.Since = w.cfg.Owner, now.UTC()
+	rctx, cancel := context.WithTimeout(ctx, finishTimeout)
+	defer cancel()
+	rev, err := w.ledger.Save(rctx, &next, r.rev)
+	if errors.Is(err, ledger.ErrConflict) {
+		return errBusy
+	}
+	if err != nil {
+		return &ledgerError{err}
+	}
+	r.entry, r.rev = &next, rev
+	r.attempts = next.Attempts
+	return nil
+}
+
+// note records the outcome of a submission that was not accepted: StateQueued
+// (refused, nothing sent) or StateUnknown. A note that cannot be written leaves
+// the entry submitting, which later deliveries treat as unknown: the safe side.
+func (w *Worker) note(ctx context.Context, r *jobRun, st job.Status, cause error) {
+	code, detail := describe(cause)
+	next := *r.entry
+	next.DuplicateRisk = r.dupRisk || st == ledger.StateUnknown && next.DuplicateRisk
+	next.Set(st, w.cfg.Now(), detail, code)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	rev, err := w.ledger.Update(rctx, &next, r.rev)
+	if err != nil {
+		w.log.Warn("ledger not updated after a submission", zap.String("job_id", r.job.ID),
+			zap.String("state", string(st)), zap.Error(err))
+		return
+	}
+	r.entry, r.rev = &next, rev
+}
+
+// markAccepted records the gateway's acceptance. A receipt may have moved the
+// entry on meanwhile: then the message id is added to what is there.
+func (w *Worker) markAccepted(ctx context.Context, r *jobRun, res dispatcher.Result) error {
+	now := w.cfg.Now()
+	accept := func(e *ledger.Entry) {
+		e.AddMessageID(res.MessageID)
+		e.Attempts = max(e.Attempts, r.attempts)
+		e.DuplicateRisk = e.DuplicateRisk || r.dupRisk
+		if e.Advance(job.StatusAccepted, now, res.Detail) {
+			e.History[len(e.History)-1].MessageID = res.MessageID
+		} else {
+			e.Owner, e.Since = "", time.Time{}
+		}
+	}
+	if r.entry != nil {
+		next := *r.entry
+		next.History = append([]ledger.Change(nil), r.entry.History...)
+		accept(&next)
+		rev, err := w.ledger.Update(ctx, &next, r.rev)
+		if err == nil {
+			r.entry, r.rev = &next, rev
+			return nil
+		}
+		if !errors.Is(err, ledger.ErrConflict) {
+			return err
+		}
+	}
+	e, err := w.ledger.Modify(ctx, r.job.ID, func(e *ledger.Entry) (*ledger.Entry, error) {
+		if e == nil {
+			e = ledger.FromJob(&r.job, now)
+		}
+		accept(e)
+		return e, nil
+	})
+	if err == nil {
+		r.entry = e
+	}
+	return err
+}
+
+// markEnded records a final status decided by jetsms. An entry a receipt has
+// meanwhile shown accepted is left as it is.
+func (w *Worker) markEnded(ctx context.Context, r *jobRun, st job.Status, errText, detail string) error {
+	now := w.cfg.Now()
+	_, err := w.ledger.Modify(ctx, r.job.ID, func(e *ledger.Entry) (*ledger.Entry, error) {
+		switch {
+		case e == nil:
+			e = ledger.FromJob(&r.job, now)
+		case e.Accepted():
+			return nil, nil
+		}
+		e.Attempts = max(e.Attempts, r.attempts)
+		if r.replay != "" {
+			e.Replay = r.replay
+		}
+		e.Set(st, now, detail, errText)
+		return e, nil
+	})
+	return err
+}
+
+// acceptedBefore stores the accepted event of a job the ledger shows accepted,
+// and acks it.
+func (w *Worker) acceptedBefore(ctx context.Context, r *jobRun) {
+	ev := w.event(r, job.StatusAccepted)
+	ev.MessageID = r.entry.MessageID
+	ev.Attempts = r.entry.Attempts
+	ev.DuplicateRisk = r.entry.DuplicateRisk
+	if err := w.record(ctx, func(ctx context.Context) error { return w.pub.Status(ctx, ev) }); err != nil {
+		w.log.Error("accepted event not stored; job left for redelivery", zap.String("job_id", r.job.ID), zap.Error(err))
+		return
+	}
+	w.log.Debug("job accepted before; acked without sending", zap.String("job_id", r.job.ID),
+		zap.String("message_id", r.entry.MessageID))
+	if err := r.msg.Ack(); err != nil {
+		w.log.Warn("ack accepted job", zap.String("job_id", r.job.ID), zap.Error(err))
+	}
+}
+
+// isLedgerUnavailable reports whether err came from a ledger that could not be
+// reached (as opposed to a gateway outcome).
+func isLedgerUnavailable(err error) bool {
+	var le *ledgerError
+	return errors.As(err, &le)
+}
+
+// ledgerError marks errors of ledger writes made before a submission.
+type ledgerError struct{ err error }
+
+func (e *ledgerError) Error() string { return "ledger: " + e.err.Error() }
+func (e *ledgerError) Unwrap() error { return e.err }

@@ -1,0 +1,259 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jetsms/jetsms/broker/brokertest"
+	"github.com/jetsms/jetsms/events"
+	"github.com/jetsms/jetsms/gwsim"
+	"github.com/jetsms/jetsms/job"
+	"github.com/jetsms/jetsms/ledger"
+	"github.com/jetsms/jetsms/optout"
+	"github.com/jetsms/jetsms/worker"
+)
+
+// publishWith stores job j on lane with extra headers and its own Nats-Msg-Id.
+func (b *bundle) publishWith(t *testing.T, lane string, j job.Job, msgID string, hdr map[string]string) {
+	t.Helper()
+	data, err := json.Marshal(j)
+	require.NoError(t, err)
+	m := &nats.Msg{Subject: b.env.Names.Send(lane), Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{msgID}}}
+	for k, v := range hdr {
+		m.Header.Set(k, v)
+	}
+	_, err = b.env.JS.PublishMsg(context.Background(), m)
+	require.NoError(t, err)
+}
+
+func statuses(evs []job.Event) []job.Status {
+	out := make([]job.Status, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.Status
+	}
+	return out
+}
+
+func (b *bundle) entry(t *testing.T, id string) *ledger.Entry {
+	t.Helper()
+	e, _, err := b.cfg.Ledger.Get(context.Background(), id)
+	require.NoError(t, err)
+	return e
+}
+
+func TestSendGuard(t *testing.T) {
+	t.Parallel()
+
+	t.Run("AJobPublishedTwiceIsSentOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, options{})
+		j := validJob("twice")
+		b.publishWith(t, "default", j, "twice-a", nil)
+		b.waitStatus(t, j.ID, job.StatusAccepted)
+		b.publishWith(t, "default", j, "twice-b", nil)
+		b.waitDrained(t)
+		require.Equal(t, 1, b.arrived(j.ID))
+		require.Equal(t, []job.Status{job.StatusAccepted}, statuses(brokertest.EventsOf(b.status.Msgs(), j.ID)),
+			"the second copy stores the same accepted event, which is deduplicated")
+		e := b.entry(t, j.ID)
+		require.Equal(t, job.StatusAccepted, e.Status)
+		require.Equal(t, 1, e.Attempts)
+		require.NotEmpty(t, e.MessageID)
+	})
+
+	t.Run("TwoWorkersGivenOneJobSendItOnce", func(t *testing.T) {
+		t.Parallel()
+		// A slow gateway keeps the first submission in flight while the second
+		// copy is taken, by the other worker or the same one.
+		b := setup(t, options{sim: gwsim.Config{Latency: 300 * time.Millisecond}, noRun: true})
+		b.start(t)
+		b.start(t)
+		for i := range 5 {
+			j := validJob("pair-" + string(rune('a'+i)))
+			b.publishWith(t, "priority", j, j.ID+"-1", nil)
+			b.publishWith(t, "priority", j, j.ID+"-2", nil)
+		}
+		for i := range 5 {
+			b.waitStatus(t, "pair-"+string(rune('a'+i)), job.StatusAccepted)
+		}
+		b.waitDrained(t)
+		for i := range 5 {
+			require.Equal(t, 1, b.arrived("pair-"+string(rune('a'+i))))
+		}
+	})
+
+	t.Run("UnknownOutcomeUnderTheFailPolicyIsNeverResent", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, options{worker: worker.Config{LaneOptions: map[string]worker.LaneOptions{"bulk": {Ambiguous: worker.AmbiguousFail}}}})
+		b.sim.Inject(gwsim.FaultAcceptThenReset)
+		j := validJob("unknown-fail")
+		b.publishJob(t, "bulk", j)
+		evs := b.waitFinal(t, j.ID)
+		final := evs[len(evs)-1]
+		require.Equal(t, job.StatusFailed, final.Status)
+		require.Equal(t, worker.ErrorOutcomeUnknown, final.Error)
+		require.Equal(t, string(events.ReasonOutcomeUnknown), b.deadLetter(t, j.ID).Header.Get(events.HeaderReason))
+		require.Equal(t, 1, b.arrived(j.ID))
+
+		// Published again, it is not sent again.
+		b.publishWith(t, "bulk", j, "unknown-fail-again", nil)
+		b.waitDrained(t)
+		require.Equal(t, 1, b.arrived(j.ID))
+		require.Len(t, brokertest.EventsOf(b.status.Msgs(), j.ID), len(evs))
+	})
+
+	t.Run("HoldAcksAJobWhoseReceiptCame", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, options{worker: worker.Config{LaneOptions: map[string]worker.LaneOptions{
+			"default": {Ambiguous: worker.AmbiguousHold, HoldFor: time.Second, HoldThen: worker.AmbiguousFail},
+		}}})
+		b.sim.Inject(gwsim.FaultAcceptThenReset)
+		j := validJob("hold-receipt")
+		b.publishJob(t, "default", j)
+		b.waitStatus(t, j.ID, job.StatusRetrying)
+		msgID := b.messageID(j.ID)
+		// The receipt resolver matches a receipt by the job's reference and
+		// records it, as it does for a held job.
+		_, err := b.cfg.Ledger.Modify(context.Background(), j.ID, func(e *ledger.Entry) (*ledger.Entry, error) {
+			e.AddMessageID(msgID)
+			e.Advance(job.StatusSent, time.Now(), "")
+			return e, nil
+		})
+		require.NoError(t, err)
+		evs := b.waitStatus(t, j.ID, job.StatusAccepted)
+		b.waitDrained(t)
+		require.Equal(t, 1, b.arrived(j.ID))
+		require.Equal(t, []job.Status{job.StatusRetrying, job.StatusAccepted}, statuses(evs))
+		require.Equal(t, msgID, evs[1].MessageID)
+	})
+
+	t.Run("HoldThenFailsWithoutAReceipt", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, options{worker: worker.Config{LaneOptions: map[string]worker.LaneOptions{
+			"default": {Ambiguous: worker.AmbiguousHold, HoldFor: 500 * time.Millisecond, HoldThen: worker.AmbiguousFail},
+		}}})
+		b.sim.Inject(gwsim.FaultAcceptThenReset)
+		j := validJob("hold-none")
+		b.publishJob(t, "default", j)
+		evs := b.waitFinal(t, j.ID)
+		require.Equal(t, []job.Status{job.StatusRetrying, job.StatusFailed}, statuses(evs))
+		require.Equal(t, worker.ErrorOutcomeUnknown, evs[1].Error)
+		require.Equal(t, 1, b.arrived(j.ID))
+	})
+
+	t.Run("ACrashBetweenSendingAndRecordingFollowsThePolicy", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, options{noRun: true})
+		long := time.Now().Add(-time.Hour)
+		for _, id := range []string{"crashed-resend", "crashed-fail"} {
+			// What a worker killed during its request leaves behind.
+			j := validJob(id)
+			e := ledger.FromJob(&j, long)
+			e.Attempts = 1
+			e.Set(ledger.StateSubmitting, long, "", "")
+			e.Owner, e.Since = "dead-worker", long
+			_, err := b.cfg.Ledger.Create(context.Background(), e)
+			require.NoError(t, err)
+		}
+		b.publishJob(t, "default", validJob("crashed-resend"))
+		b.publishJob(t, "bulk", validJob("crashed-fail"))
+		b.cfg.LaneOptions = map[string]worker.LaneOptions{"bulk": {Ambiguous: worker.AmbiguousFail}}
+		b.start(t)
+
+		evs := b.waitStatus(t, "crashed-resend", job.StatusAccepted)
+		require.True(t, evs[0].DuplicateRisk)
+		require.Equal(t, 2, evs[0].Attempts)
+		require.Equal(t, 1, b.arrived("crashed-resend"))
+
+		evs = b.waitFinal(t, "crashed-fail")
+		require.Equal(t, job.StatusFailed, evs[0].Status)
+		require.Equal(t, worker.ErrorOutcomeUnknown, evs[0].Error)
+		require.Zero(t, b.arrived("crashed-fail"))
+	})
+
+	t.Run("ASubmittingMarkOfALiveWorkerHoldsOthersOff", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, options{worker: worker.Config{SubmitLease: 2 * time.Second}})
+		j := validJob("leased")
+		e := ledger.FromJob(&j, time.Now())
+		now := time.Now()
+		e.Set(ledger.StateSubmitting, now, "", "")
+		e.Owner, e.Since = "other-worker", now
+		_, err := b.cfg.Ledger.Create(context.Background(), e)
+		require.NoError(t, err)
+		b.publishJob(t, "priority", j)
+		// Until the lease runs out nothing is sent; then the outcome counts as
+		// unknown and priority resends, flagged.
+		evs := b.waitStatus(t, j.ID, job.StatusAccepted)
+		require.GreaterOrEqual(t, time.Since(now), 2*time.Second)
+		require.True(t, evs[0].DuplicateRisk)
+		require.Equal(t, 1, b.arrived(j.ID))
+	})
+
+	t.Run("OptedOutNumbersAreSuppressedOnMarketingLanesOnly", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, options{noRun: true})
+		list, err := optout.Open(context.Background(), b.env.JS, optout.Config{Bucket: b.env.Names.OptOutBucket()})
+		require.NoError(t, err)
+		require.NoError(t, list.Add(context.Background(), optout.Record{Number: "+64211234567", At: time.Now()}))
+		b.cfg.OptOuts = list
+		b.cfg.LaneOptions = map[string]worker.LaneOptions{"bulk": {Marketing: true}}
+		b.start(t)
+		b.publishJob(t, "bulk", validJob("promo"))
+		b.publishJob(t, "priority", validJob("otp"))
+		evs := b.waitFinal(t, "promo")
+		require.Equal(t, job.StatusSuppressed, evs[0].Status)
+		require.True(t, evs[0].Final)
+		b.waitStatus(t, "otp", job.StatusAccepted)
+		b.waitDrained(t)
+		require.Zero(t, b.arrived("promo"))
+		require.Equal(t, 1, b.arrived("otp"))
+		require.Equal(t, job.StatusSuppressed, b.entry(t, "promo").Status)
+	})
+
+	t.Run("AJobOlderThanItsLanesMaximumAgeExpires", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, options{noRun: true})
+		b.publishJob(t, "bulk", validJob("stale"))
+		b.cfg.LaneOptions = map[string]worker.LaneOptions{"bulk": {MaxAge: time.Nanosecond}}
+		b.start(t)
+		evs := b.waitFinal(t, "stale")
+		require.Equal(t, job.StatusExpired, evs[0].Status)
+		require.Contains(t, evs[0].Error, "maximum age")
+		require.Equal(t, string(events.ReasonExpired), b.deadLetter(t, "stale").Header.Get(events.HeaderReason))
+		require.Zero(t, b.arrived("stale"))
+	})
+
+	t.Run("AReplayedDeadLetterIsSentOnlyIfItNeverWas", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, options{})
+		b.sim.Inject(gwsim.FaultInvalidAttrib)
+		j := validJob("replayed")
+		b.publishJob(t, "default", j)
+		evs := b.waitFinal(t, j.ID)
+		require.Equal(t, job.StatusFailed, evs[0].Status)
+
+		// Published again without a replay mark: it ended, so it is not sent.
+		b.waitDrained(t)
+		b.publishWith(t, "default", j, "replayed-copy", nil)
+		b.waitDrained(t)
+		require.Zero(t, b.arrived(j.ID))
+
+		// Replayed: a new life, sent once.
+		b.publishWith(t, "default", j, "replayed-1", map[string]string{events.HeaderReplay: "1"})
+		b.waitStatus(t, j.ID, job.StatusAccepted)
+		b.waitDrained(t)
+		require.Equal(t, 1, b.arrived(j.ID))
+
+		// Replayed again after it was accepted: not sent.
+		b.publishWith(t, "default", j, "replayed-2", map[string]string{events.HeaderReplay: "2"})
+		b.waitDrained(t)
+		require.Equal(t, 1, b.arrived(j.ID))
+	})
+}
