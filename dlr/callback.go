@@ -1,5 +1,3 @@
-// Package dlr receives the gateway's callbacks (delivery receipts and inbound
-// replies), checks them and stores them on the callbacks stream before answering.
 package dlr
 
 import "time"
