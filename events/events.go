@@ -61,7 +61,7 @@ func New(js jetstream.JetStream, names subjects.Names) *Publisher {
 // within the stream's duplicate window) is stored once.
 func (p *Publisher) Status(ctx context.Context, ev job.Event) error {
 	msg := &nats.Msg{
-		Subject: p.names.Status(string(ev.Status)),
+		Subject: p.names.Status(statusToken(ev.Status)),
 		Data:    encodeEvent(&ev),
 		Header:  nats.Header{jetstream.MsgIDHeader: []string{MsgID(ev)}},
 	}
@@ -71,10 +71,26 @@ func (p *Publisher) Status(ctx context.Context, ev job.Event) error {
 	return nil
 }
 
+// StatusOther is the subject token of events whose status (as a gateway sent it)
+// cannot be a subject token: sms.status._.
+const StatusOther = "_"
+
+// statusToken is the subject token of a status.
+func statusToken(st job.Status) string {
+	if subjects.ValidateToken(string(st)) != nil {
+		return StatusOther
+	}
+	return string(st)
+}
+
 // MsgID is the deduplication id of an event: "<job id>:<status>", with the attempt
 // number for retrying (it repeats once per attempt) and the gateway message id for
 // an acceptance after an attempt of unknown outcome (the job may be accepted twice).
+// A receipt that matched no job is "msg:<message id>:<status>".
 func MsgID(ev job.Event) string {
+	if ev.JobID == "" {
+		return "msg:" + ev.MessageID + ":" + string(ev.Status)
+	}
 	id := ev.JobID + ":" + string(ev.Status)
 	switch {
 	case ev.Status == job.StatusRetrying:

@@ -1,0 +1,34 @@
+// Package resolve turns stored gateway callbacks into public status and inbound
+// events by way of the job ledger, keeps the opt-out list, and reconciles jobs
+// whose final receipt never came.
+//
+// The callback receiver (package dlr) stores each callback on the callbacks
+// stream before it answers the gateway. A Resolver consumes that stream: for a
+// delivery receipt it finds the job (by the gateway's message id, else by the
+// reference, which is the job id when the producer gave none), moves the job's
+// ledger entry forward and publishes the status event with the job's id, lane,
+// campaign and metadata; for an inbound message it updates the opt-out list and
+// publishes the inbound event with the job it replies to. A Reconciler follows
+// the accepted events and, once a job has gone ReconcileAfter without a final
+// status, asks the gateway for it.
+//
+// # Guarantees
+//
+//   - A stored callback is acknowledged only after its event is stored (or it was
+//     found to change nothing), so none is lost between receiver and consumer.
+//   - A job's public status only moves forward: a receipt that would move a final
+//     status back, or repeats the current one, publishes nothing.
+//   - A receipt that arrives before the worker recorded the job's message id is
+//     retried for ResolveWithin; after that it is published with what it carries
+//     (no job id) and counted as unmatched, never dropped.
+//   - An event is published before the ledger entry moves, and events carry
+//     deterministic Nats-Msg-Ids, so a crash between the two publishes the event
+//     again, and the stream drops the copy.
+//
+// # Failure handling
+//
+// A callback whose handling fails on NATS (ledger or publish) is released with a
+// delay and handled again; handling is idempotent. A stored callback that cannot
+// be decoded (written by another program) is logged and terminated. The
+// Reconciler retries a gateway that cannot be reached a minute later.
+package resolve
