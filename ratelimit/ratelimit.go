@@ -1,5 +1,3 @@
-// Package ratelimit paces gateway submissions so the account's rate is used fully but
-// never exceeded.
 package ratelimit
 
 import (
