@@ -31,7 +31,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"run", "run embedded NATS, the worker and the gateway simulator (the quick start)", runAll},
-		{"worker", "run the worker against the configured NATS and gateway", runWorker},
+		{"worker", "run the worker (and the callback receiver) against the configured NATS and gateway", runWorker},
+		{"receiver", "run the callback receiver and resolver only, without sending", runReceiver},
 		{"sandbox", "run the built-in gateway simulator", runSandbox},
 		{"send", "publish one job; --wait follows its status events", runSend},
 		{"config", "print the effective configuration, secrets redacted", runConfig},

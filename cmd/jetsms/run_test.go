@@ -27,6 +27,7 @@ func setupRun(t *testing.T, extra ...string) *runBundle {
 		"--nats.embedded.store_dir", t.TempDir(),
 		"--nats.embedded.listen", "127.0.0.1:0",
 		"--sandbox.listen", "127.0.0.1:0",
+		"--callbacks.listen", "127.0.0.1:0",
 	}, extra...)
 	return &runBundle{proc: startJetsms(t, nil, args...)}
 }

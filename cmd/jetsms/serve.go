@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,11 +22,13 @@ import (
 	"github.com/jetsms/jetsms/broker"
 	"github.com/jetsms/jetsms/config"
 	"github.com/jetsms/jetsms/dispatcher"
+	"github.com/jetsms/jetsms/dlr"
 	"github.com/jetsms/jetsms/events"
 	"github.com/jetsms/jetsms/gwsim"
 	"github.com/jetsms/jetsms/ledger"
 	"github.com/jetsms/jetsms/optout"
 	"github.com/jetsms/jetsms/ratelimit"
+	"github.com/jetsms/jetsms/resolve"
 	"github.com/jetsms/jetsms/subjects"
 	"github.com/jetsms/jetsms/worker"
 )
@@ -54,8 +58,9 @@ func loadConfig(name string, args []string, stderr io.Writer, prepare func(*flag
 	return flags.Load(os.LookupEnv)
 }
 
-// runAll is `jetsms run`: the worker with embedded NATS (unless nats.url is set) and
-// the built-in simulator (unless a gateway account is configured).
+// runAll is `jetsms run`: everything in one process — the worker, the callback
+// receiver and resolver — with embedded NATS (unless nats.url is set) and the
+// built-in simulator (unless a gateway account is configured).
 func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg, err := loadConfig("run", args, stderr, func(_ *flag.FlagSet, f *config.Flags) {
 		// The quick start sends to the built-in simulator until a gateway is set.
@@ -64,21 +69,41 @@ func runAll(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg, stderr)
+	return serve(ctx, cfg, stderr, roleWorker)
 }
 
-// runWorker is `jetsms worker`: as configured, with no sandbox default.
+// runWorker is `jetsms worker`: as configured, with no sandbox default. A worker
+// also receives and resolves callbacks, so every replica can sit behind the
+// gateway's callback URL.
 func runWorker(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg, err := loadConfig("worker", args, stderr, nil)
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg, stderr)
+	return serve(ctx, cfg, stderr, roleWorker)
 }
 
-// serve runs the worker and what it needs until ctx ends, then stops them in order.
-// A stop asked for during start-up is a clean exit too.
-func serve(ctx context.Context, cfg config.Config, stderr io.Writer) (err error) {
+// runReceiver is `jetsms receiver`: the callback receiver, the resolver and the
+// reconciler, without sending.
+func runReceiver(ctx context.Context, args []string, _, stderr io.Writer) error {
+	cfg, err := loadConfig("receiver", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, stderr, roleReceiver)
+}
+
+// role is what a process runs besides the callback receiver and resolver.
+type role int
+
+const (
+	roleWorker   role = iota // sends jobs too
+	roleReceiver             // receives and resolves only
+)
+
+// serve runs the components of role until ctx ends, then stops them in order. A
+// stop asked for during start-up is a clean exit too.
+func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (err error) {
 	log, err := newLogger(cfg.Log, stderr)
 	if err != nil {
 		return err
@@ -90,7 +115,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) (err error)
 			err = nil
 		}
 	}()
-	if cfg.Gateway.API != "v2" {
+	if cfg.Gateway.API != config.APIv2 {
 		return fmt.Errorf("gateway.api: %q is not supported yet; use v2", cfg.Gateway.API)
 	}
 	names, err := subjects.New(cfg.Streams.Prefix)
@@ -118,12 +143,12 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) (err error)
 	}
 	setupCtx, cancelSetup := context.WithTimeout(ctx, setupTimeout)
 	defer cancelSetup()
-	nc, err := broker.Connect(setupCtx, connectConfig(cfg, natsURL, "jetsms worker"), log)
+	nc, err := broker.Connect(setupCtx, connectConfig(cfg, natsURL, "jetsms"), log)
 	if err != nil {
 		return err
 	}
-	// The connection closes after the worker has stopped, so every event of a job
-	// in flight is flushed first.
+	// The connection closes after everything that publishes has stopped, so every
+	// event of a job in flight is flushed first.
 	defer func() { _ = nc.FlushTimeout(5 * time.Second); nc.Close() }()
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -134,12 +159,58 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) (err error)
 	}); err != nil {
 		return err
 	}
+	// The job ledger (the send guard, and how receipts find their job) and the
+	// opt-out list.
+	led, err := openLedger(setupCtx, js, cfg, names)
+	if err != nil {
+		return err
+	}
+	optOuts, err := optout.Open(setupCtx, js, optout.Config{Bucket: names.OptOutBucket(), Replicas: cfg.Streams.Replicas})
+	if err != nil {
+		return err
+	}
+	pub := events.New(js, names)
+
+	// The HTTP listener: callbacks, health and readiness. It is bound now, so the
+	// simulator below knows where to send receipts, and serves once all is set.
+	receiver, err := dlr.New(dlr.Config{Username: cfg.Callbacks.Username, Password: cfg.Callbacks.Password}, js, names, log)
+	if err != nil {
+		return fmt.Errorf("callbacks: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Callbacks.Listen)
+	if err != nil {
+		return fmt.Errorf("callbacks.listen: %w", err)
+	}
+	health := &health{nc: nc}
+	httpSrv, err := dlr.NewServer(dlr.ServerConfig{Addr: ln.Addr().String()}, routes(receiver, health), log)
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("callbacks: %w", err)
+	}
+	httpDone := make(chan struct{})
+	go func() {
+		defer close(httpDone)
+		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("callback server", zap.Error(err))
+		}
+	}()
+	// The HTTP server stops first (readiness already false), so no callback is
+	// answered 200 without being stored.
+	defer func() {
+		health.ready.Store(false)
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = httpSrv.Shutdown(sctx)
+		<-httpDone
+	}()
+	callbackURL := "http://" + loopbackAddr(ln.Addr())
 
 	// The built-in simulator, when the gateway is "sandbox". It stops after the
-	// worker, so in-flight submissions get their answers.
+	// worker, so in-flight submissions get their answers, and sends its receipts to
+	// this process's receiver.
 	gatewayURL := cfg.Gateway.URL
 	if cfg.IsSandbox() {
-		url, stopSim, err := startSandbox(cfg, log)
+		url, stopSim, err := startSandbox(cfg, callbackURL, log)
 		if err != nil {
 			return err
 		}
@@ -156,38 +227,61 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) (err error)
 		return fmt.Errorf("gateway: %w", err)
 	}
 	defer sender.Close()
-	limiter, err := ratelimit.New(ratelimit.Config{PerSecond: cfg.Rate.PerSecond, Burst: cfg.Rate.Burst})
-	if err != nil {
-		return err
-	}
 
-	// The job ledger (the send guard) and the opt-out list.
-	led, err := openLedger(setupCtx, js, cfg, names)
+	// The resolver and the reconciler: consumers, stopped after the worker and the
+	// HTTP server, so what those stored is resolved while they run.
+	res, err := resolve.New(resolve.Config{
+		Names: names, Ledger: led, OptOuts: optOuts, Publisher: pub, ResolveWithin: cfg.Callbacks.ResolveWithin,
+	}, js, log)
 	if err != nil {
 		return err
 	}
-	optOuts, err := optout.Open(setupCtx, js, optout.Config{Bucket: names.OptOutBucket(), Replicas: cfg.Streams.Replicas})
+	if err := res.Start(setupCtx); err != nil {
+		return err
+	}
+	defer stopWithin(log, "resolver", res.Stop)
+	rec, err := resolve.NewReconciler(resolve.ReconcilerConfig{
+		Names: names, Ledger: led, Publisher: pub, Gateway: sender, After: cfg.Callbacks.ReconcileAfter,
+	}, js, log)
 	if err != nil {
 		return err
 	}
+	if err := rec.Start(setupCtx); err != nil {
+		return err
+	}
+	defer stopWithin(log, "reconciler", rec.Stop)
 
 	// The worker: started last, stopped first.
-	w, err := worker.New(worker.Config{
-		Names: names, Lanes: cfg.Lanes, LaneOptions: laneOptions(cfg), Concurrency: cfg.Worker.Concurrency,
-		MaxAttempts: cfg.Worker.MaxAttempts, AckWait: cfg.Worker.AckWait, MaxSegments: cfg.Jobs.MaxSegments,
-		Ledger: led, OptOuts: optOuts, SubmitLease: submitLease(cfg),
-	}, js, sender, limiter, events.New(js, names), log)
-	if err != nil {
-		return err
-	}
-	if err := w.Start(setupCtx); err != nil {
-		return err
+	var w *worker.Worker
+	if r == roleWorker {
+		limiter, err := ratelimit.New(ratelimit.Config{PerSecond: cfg.Rate.PerSecond, Burst: cfg.Rate.Burst})
+		if err != nil {
+			return err
+		}
+		w, err = worker.New(worker.Config{
+			Names: names, Lanes: cfg.Lanes, LaneOptions: laneOptions(cfg), Concurrency: cfg.Worker.Concurrency,
+			MaxAttempts: cfg.Worker.MaxAttempts, AckWait: cfg.Worker.AckWait, MaxSegments: cfg.Jobs.MaxSegments,
+			Ledger: led, OptOuts: optOuts, SubmitLease: submitLease(cfg),
+		}, js, sender, limiter, pub, log)
+		if err != nil {
+			return err
+		}
+		if err := w.Start(setupCtx); err != nil {
+			return err
+		}
 	}
 	cancelSetup()
+	health.ready.Store(true)
 	log.Info("jetsms running", zap.String("version", versionString()), zap.String("nats", natsURL),
+		zap.String("callbacks", callbackURL+dlr.PathDLR), zap.Bool("sending", w != nil),
 		zap.String("jobs", names.SendAll()), zap.Float64("rate_per_second", cfg.Rate.PerSecond))
 
 	<-ctx.Done()
+	health.ready.Store(false)
+	if w == nil {
+		log.Info("stopping")
+		return nil
+	}
 	log.Info("stopping: finishing jobs in flight; a second signal stops at once", zap.Duration("grace_period", cfg.Worker.GracePeriod))
 	// The grace period ends early on a second SIGINT or SIGTERM: jobs still in
 	// flight are then cancelled and handed back to NATS.
@@ -200,6 +294,52 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) (err error)
 		log.Warn("grace period over", zap.Error(err))
 	}
 	return nil
+}
+
+// stopWithin stops a component, giving it a few seconds.
+func stopWithin(log *zap.Logger, name string, stop func(context.Context) error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := stop(ctx); err != nil {
+		log.Warn("stop "+name, zap.Error(err))
+	}
+}
+
+// health answers /healthz and /readyz.
+type health struct {
+	nc    *nats.Conn
+	ready atomic.Bool
+}
+
+// routes is the HTTP API of CONTRACT.md ("Gateway callbacks").
+func routes(receiver http.Handler, h *health) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(dlr.PathDLR, receiver)
+	mux.Handle(dlr.PathMO, receiver)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		switch {
+		case !h.ready.Load():
+			http.Error(w, "not ready: starting or stopping", http.StatusServiceUnavailable)
+		case !h.nc.IsConnected():
+			http.Error(w, "not ready: NATS is not connected", http.StatusServiceUnavailable)
+		default:
+			_, _ = io.WriteString(w, "ready\n")
+		}
+	})
+	return mux
+}
+
+// loopbackAddr is addr as this host reaches it: an unspecified address (":8080")
+// becomes 127.0.0.1.
+func loopbackAddr(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return addr.String()
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port))
 }
 
 // openLedger opens the job ledger bucket as configured.
@@ -239,7 +379,7 @@ func connectConfig(cfg config.Config, url, name string) broker.ConnectConfig {
 
 // startSandbox serves the simulator on sandbox.listen and returns its base URL and a
 // function that stops it.
-func startSandbox(cfg config.Config, log *zap.Logger) (string, func(), error) {
+func startSandbox(cfg config.Config, callbackURL string, log *zap.Logger) (string, func(), error) {
 	mix, err := gwsim.ParseMix(cfg.Sandbox.Faults)
 	if err != nil {
 		return "", nil, fmt.Errorf("sandbox.faults: %w", err)
@@ -294,7 +434,7 @@ func runSandbox(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	url, stop, err := startSandbox(cfg, log)
+	url, stop, err := startSandbox(cfg, "", log)
 	if err != nil {
 		return err
 	}
