@@ -35,6 +35,9 @@ func commands() []command {
 		{"receiver", "run the callback receiver and resolver only, without sending", runReceiver},
 		{"sandbox", "run the built-in gateway simulator", runSandbox},
 		{"send", "publish one job; --wait follows its status events", runSend},
+		{"tail", "follow status events and inbound messages as they arrive", runTail},
+		{"get", "print a job's ledger entry and history (--gateway: and the gateway's record)", runGet},
+		{"dead", "list dead-lettered jobs, or replay them to their lanes", runDead},
 		{"config", "print the effective configuration, secrets redacted", runConfig},
 		{"version", "print the version", runVersion},
 	}

@@ -7,8 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
-	"time"
+		"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
@@ -60,7 +59,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.StringVar(&f.reference, "reference", "", "reference the gateway echoes in receipts")
 		fs.StringVar(&f.source, "source", "", "source number or short code")
 		fs.BoolVar(&f.wait, "wait", false, "print the job's status events until it is done")
-		fs.StringVar(&f.until, "until", "accepted", "with --wait: stop at 'accepted' (or a final status) or only at a 'final' status")
+		fs.StringVar(&f.until, "until", "final", "with --wait: stop at a 'final' status, or already at 'accepted'")
 		fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "with --wait: how long to wait")
 		fs.BoolVar(&f.jsonOut, "json", false, "print events as JSON lines")
 	})
@@ -207,19 +206,5 @@ func printEvent(w io.Writer, ev job.Event, asJSON bool) {
 		fmt.Fprintln(w, string(b))
 		return
 	}
-	parts := []string{fmt.Sprintf("%-10s", ev.Status), "job=" + ev.JobID}
-	if ev.MessageID != "" {
-		parts = append(parts, "message_id="+ev.MessageID)
-	}
-	parts = append(parts, fmt.Sprintf("attempts=%d", ev.Attempts))
-	if ev.Error != "" {
-		parts = append(parts, "error="+ev.Error)
-	}
-	if ev.Detail != "" {
-		parts = append(parts, "detail="+ev.Detail)
-	}
-	if ev.DuplicateRisk {
-		parts = append(parts, "duplicate_risk=true")
-	}
-	fmt.Fprintln(w, strings.Join(parts, " "))
+	fmt.Fprintln(w, eventLine(ev))
 }
