@@ -7,7 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-		"time"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
