@@ -1,5 +1,10 @@
 // Package gwsim is a stand-in for the Modica REST v2 gateway: the default run, the tests and the benchmarks send to it.
 //
+// Besides answering requests it calls back, as the gateway does: delivery receipts
+// (DLRs) for every accepted message when Config.DLRURL is set, and inbound messages
+// (MOs) on demand, through SendMO or POST /sim/mo, when Config.MOURL is set. So the
+// whole lifecycle of a message — accepted, sent, received — can be watched.
+//
 // A Simulator is an http.Handler. Mount it so that the gateway base URL is the
 // server URL (http://127.0.0.1:PORT/); the routes also answer under BasePath, so a
 // base URL of http://127.0.0.1:PORT/rest/sms/v2 works too.
@@ -30,14 +35,49 @@
 //     dropped id. GET /healthz answers 200 without credentials.
 //   - Both documented error shapes: {"error","error-desc"} and the OpenAPI page's
 //     {"message","statusCode","error"} (FaultOpenAPIError).
+//   - DLR callbacks: POST to Config.DLRURL, Content-Type application/json, body
+//     {"message_id","status","detail","reference"} with reference only when the
+//     message had one; credentials in the URL go as HTTP Basic. By default each
+//     accepted message gets a "sent" receipt (Config.DLRInterim) and then a last one
+//     whose status Config.DLRMix draws: received unless the mix says otherwise
+//     (rejected, expired, failed, dead, or a non-final status, or none at all).
+//     The first comes Config.DLRDelay after acceptance, each next one Config.DLRGap
+//     after the one before, both plus Config.DLRJitter. The message's status for GET
+//     follows the receipts.
+//   - MO callbacks: POST to Config.MOURL, body {"id","source","destination",
+//     "content","operator"} plus "reply_to", "reference" and "encoding":"base64"
+//     when they apply. SendMO sends one; so does POST /sim/mo (below).
+//   - Callbacks that fail — an answer that is not 2xx, including a redirect, or
+//     no answer within Config.CallbackTimeout — are retried, as the gateway calls
+//     again.
+//
+// # Sending an MO by hand
+//
+// POST /sim/mo takes the MO callback's JSON without "id" ("source", "destination",
+// "content", and optionally "reply_to", "reference", "operator", "encoding"), with
+// the simulator's credentials, and answers 200 {"id":"<uuid>"} once the receiver at
+// Config.MOURL has answered 2xx:
+//
+//	curl -u app:pw -d '{"source":"+64211234567","destination":"2021","content":"STOP"}' \
+//	    http://127.0.0.1:PORT/sim/mo
+//
+// It waits while the MO is retried; curl -m bounds the wait. An error answer has
+// the gateway's shape, {"error","error-desc"}, with codes of its own: 400
+// invalid_json or invalid_attrib, 409 no_mo_url, 503 unavailable (queue full or
+// closed), 502 callback_failed (with "id", as the receiver may have the MO).
 //
 // # What it does not simulate
 //
 //   - HTTPS and the redirect from plain HTTP (serve it with httptest.NewTLSServer
 //     for TLS), IP allow-lists, REST v1, GET /openapi.yaml.
-//   - Delivery: no DLR or MO callbacks are sent, and a message's status stays
-//     "accepted" for good. Source numbers are not assigned: GET shows the source as
-//     sent.
+//   - Delivery itself: receipts follow Config, not the destination, the content,
+//     scheduled or expires (a scheduled message gets its receipts as soon as one
+//     sent now would). The "detail" of a receipt is the destination, as in the 202
+//     answer; the documents do not say what the gateway puts there. Without
+//     Config.DLRURL no receipts are sent and the status stays "accepted" for good.
+//     Source numbers are not assigned: GET shows the source as sent.
+//   - The OpenAPI page's DLR shape {"id","status","detail"}, REST v1 callbacks, and
+//     the real gateway's retry schedule, which the documents do not give.
 //   - Limits the documents do not state: content length and segments are not
 //     checked, expires is not compared with scheduled, and per-account rate limits
 //     exist only as random or injected 429s. Bodies over MaxBodyBytes get 413.
@@ -57,7 +97,27 @@
 //   - Injected faults apply to the next POST /messages requests in order, whatever
 //     those requests hold, before any draw from the random mix.
 //   - Memory is bounded: at most Config.Keep messages are kept; the oldest is
-//     dropped first.
+//     dropped first. At most Config.CallbackQueue callbacks are pending (a message
+//     with receipts still to come counts one); a message accepted while the queue
+//     is full gets no receipts, counted in Stats.ReceiptsDropped. Callbacks are
+//     posted by Config.CallbackSenders goroutines sharing one keep-alive client; a
+//     retry waits in the queue, not in a sender.
+//   - A receipt is retried, with exponential backoff from Config.CallbackBackoff up
+//     to Config.CallbackBackoffMax, until the receiver answers 2xx or
+//     Config.CallbackGiveUp has passed since its first attempt; then it is dropped
+//     and the message's next receipt, if any, follows. Delivery is at least once:
+//     a receiver that took a receipt but whose answer was lost gets it again.
+//   - A message's receipts are sent one at a time in their order — interim ones,
+//     then the last — never two at once: Config.DLRReorder sends the last one first
+//     and Config.DLRDuplicate sends each one twice in a row, to test receivers
+//     against both. Receipts of different messages have no order among them. The
+//     first receipt is scheduled after OnAccept returns, and may reach the
+//     receiver before the client reads its 202.
+//   - A message's status (GET /messages, Message) becomes each receipt's status
+//     as its first attempt starts, whether or not the receiver takes it, except
+//     that a final status (received, rejected, failed, dead, expired) is never
+//     replaced by a non-final one.
+//   - SendMO returns nil only after the receiver answered 2xx.
 //   - Nothing is logged.
 //
 // # Failure handling
@@ -72,4 +132,10 @@
 //
 // A client that gives up during the latency of an accepted message does not learn
 // that it was accepted; this is deliberate, as it is with the real gateway.
+//
+// Close stops the callbacks: it cancels attempts in flight, drops the receipts
+// still pending (counted in Stats.ReceiptsDropped), fails pending MOs with ErrClosed
+// and waits for the callback goroutines to return, so none outlives it. Messages
+// accepted after Close get no receipts. A SendMO whose context ends returns at once;
+// its MO is dropped before its next attempt, or its attempt in flight cancelled.
 package gwsim

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 )
@@ -103,24 +104,26 @@ type Mix struct {
 	AcceptThenHang  float64 // FaultAcceptThenHang, key "accept_then_hang"
 }
 
-// mixField ties a Mix field to its fault and its name in errors.
-type mixField struct {
-	fault Fault
+// mixField ties a field of a mix (Mix or DLRMix) to what a draw yields, its
+// ParseMix-style key and its name in errors.
+type mixField[M, V any] struct {
+	value V
+	key   string
 	field string
-	get   func(*Mix) *float64
+	get   func(*M) *float64
 }
 
 // mixFields lists the Mix fields in the order String prints them and draws use.
-var mixFields = []mixField{
-	{Fault500, "Status500", func(m *Mix) *float64 { return &m.Status500 }},
-	{Fault503, "Status503", func(m *Mix) *float64 { return &m.Status503 }},
-	{Fault429, "Status429", func(m *Mix) *float64 { return &m.Status429 }},
-	{FaultSendFailed, "SendFailed", func(m *Mix) *float64 { return &m.SendFailed }},
-	{FaultTimeout, "Timeout", func(m *Mix) *float64 { return &m.Timeout }},
-	{FaultReset, "Reset", func(m *Mix) *float64 { return &m.Reset }},
-	{FaultOpenAPIError, "OpenAPIError", func(m *Mix) *float64 { return &m.OpenAPIError }},
-	{FaultAcceptThenReset, "AcceptThenReset", func(m *Mix) *float64 { return &m.AcceptThenReset }},
-	{FaultAcceptThenHang, "AcceptThenHang", func(m *Mix) *float64 { return &m.AcceptThenHang }},
+var mixFields = []mixField[Mix, Fault]{
+	{Fault500, Fault500.String(), "Status500", func(m *Mix) *float64 { return &m.Status500 }},
+	{Fault503, Fault503.String(), "Status503", func(m *Mix) *float64 { return &m.Status503 }},
+	{Fault429, Fault429.String(), "Status429", func(m *Mix) *float64 { return &m.Status429 }},
+	{FaultSendFailed, FaultSendFailed.String(), "SendFailed", func(m *Mix) *float64 { return &m.SendFailed }},
+	{FaultTimeout, FaultTimeout.String(), "Timeout", func(m *Mix) *float64 { return &m.Timeout }},
+	{FaultReset, FaultReset.String(), "Reset", func(m *Mix) *float64 { return &m.Reset }},
+	{FaultOpenAPIError, FaultOpenAPIError.String(), "OpenAPIError", func(m *Mix) *float64 { return &m.OpenAPIError }},
+	{FaultAcceptThenReset, FaultAcceptThenReset.String(), "AcceptThenReset", func(m *Mix) *float64 { return &m.AcceptThenReset }},
+	{FaultAcceptThenHang, FaultAcceptThenHang.String(), "AcceptThenHang", func(m *Mix) *float64 { return &m.AcceptThenHang }},
 }
 
 // mixSlack absorbs rounding when decimal chances such as 0.7+0.2+0.1 are added.
@@ -133,11 +136,28 @@ const mixSlack = 1e-9
 // name the bad key or value: an unknown or repeated key, a pair without '=', a
 // chance that is not a number from 0 to 1, or chances adding up to more than 1.
 func ParseMix(s string) (Mix, error) {
-	var m Mix
+	return parseMix(s, mixFields, ErrInvalidMix, "503=0.02")
+}
+
+// Validate reports whether every chance is a number from 0 to 1 and the chances
+// add up to at most 1. The error wraps ErrInvalidMix and names the field and its key.
+func (m Mix) Validate() error { return validateMix(m, mixFields, ErrInvalidMix) }
+
+// String writes m in the form ParseMix reads, leaving out zero chances; the zero
+// Mix prints as "".
+func (m Mix) String() string { return formatMix(m, mixFields) }
+
+// thresholds returns the cumulative chances of the non-zero faults of a valid m.
+func (m Mix) thresholds() []threshold[Fault] { return thresholds(m, mixFields) }
+
+// parseMix is ParseMix for any mix: fields name its keys, errors wrap sentinel, and
+// example shows a well-formed pair.
+func parseMix[M, V any](s string, fields []mixField[M, V], sentinel error, example string) (M, error) {
+	var m, zero M
 	if strings.TrimSpace(s) == "" {
 		return m, nil
 	}
-	seen := make(map[string]bool, len(mixFields))
+	seen := make(map[string]bool, len(fields))
 	for pair := range strings.SplitSeq(s, ",") {
 		if strings.TrimSpace(pair) == "" {
 			continue // tolerate "503=0.1," and "503=0.1,,500=0.1"
@@ -145,65 +165,61 @@ func ParseMix(s string) (Mix, error) {
 		key, value, ok := strings.Cut(pair, "=")
 		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
 		if !ok {
-			return Mix{}, fmt.Errorf("%w: %q: want key=chance, e.g. 503=0.02", ErrInvalidMix, strings.TrimSpace(pair))
+			return zero, fmt.Errorf("%w: %q: want key=chance, e.g. %s", sentinel, strings.TrimSpace(pair), example)
 		}
-		var mf *mixField
-		for i := range mixFields {
-			if mixFields[i].fault.String() == key {
-				mf = &mixFields[i]
+		var mf *mixField[M, V]
+		for i := range fields {
+			if fields[i].key == key {
+				mf = &fields[i]
 				break
 			}
 		}
 		if mf == nil {
-			return Mix{}, fmt.Errorf("%w: unknown key %q; known keys: %s", ErrInvalidMix, key, mixKeys())
+			return zero, fmt.Errorf("%w: unknown key %q; known keys: %s", sentinel, key, mixKeys(fields))
 		}
 		if seen[key] {
-			return Mix{}, fmt.Errorf("%w: key %q given twice", ErrInvalidMix, key)
+			return zero, fmt.Errorf("%w: key %q given twice", sentinel, key)
 		}
 		seen[key] = true
 		p, err := strconv.ParseFloat(value, 64)
 		if err != nil {
-			return Mix{}, fmt.Errorf("%w: %s=%q: chance is not a number", ErrInvalidMix, key, value)
+			return zero, fmt.Errorf("%w: %s=%q: chance is not a number", sentinel, key, value)
 		}
 		*mf.get(&m) = p
 	}
-	if err := m.Validate(); err != nil {
-		return Mix{}, err
+	if err := validateMix(m, fields, sentinel); err != nil {
+		return zero, err
 	}
 	return m, nil
 }
 
-func mixKeys() string {
-	keys := make([]string, len(mixFields))
-	for i, mf := range mixFields {
-		keys[i] = mf.fault.String()
+func mixKeys[M, V any](fields []mixField[M, V]) string {
+	keys := make([]string, len(fields))
+	for i, mf := range fields {
+		keys[i] = mf.key
 	}
 	return strings.Join(keys, ", ")
 }
 
-// Validate reports whether every chance is a number from 0 to 1 and the chances
-// add up to at most 1. The error wraps ErrInvalidMix and names the field and its key.
-func (m Mix) Validate() error {
+func validateMix[M, V any](m M, fields []mixField[M, V], sentinel error) error {
 	sum := 0.0
-	for _, mf := range mixFields {
+	for _, mf := range fields {
 		p := *mf.get(&m)
 		if math.IsNaN(p) || p < 0 || p > 1 {
 			return fmt.Errorf("%w: %s (key %s) = %v: chance must be from 0 to 1",
-				ErrInvalidMix, mf.field, mf.fault, p)
+				sentinel, mf.field, mf.key, p)
 		}
 		sum += p
 	}
 	if sum > 1+mixSlack {
-		return fmt.Errorf("%w: chances add up to %v: the sum must be at most 1", ErrInvalidMix, sum)
+		return fmt.Errorf("%w: chances add up to %v: the sum must be at most 1", sentinel, sum)
 	}
 	return nil
 }
 
-// String writes m in the form ParseMix reads, leaving out zero chances; the zero
-// Mix prints as "".
-func (m Mix) String() string {
+func formatMix[M, V any](m M, fields []mixField[M, V]) string {
 	var b strings.Builder
-	for _, mf := range mixFields {
+	for _, mf := range fields {
 		p := *mf.get(&m)
 		if p == 0 {
 			continue
@@ -211,7 +227,7 @@ func (m Mix) String() string {
 		if b.Len() > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(mf.fault.String())
+		b.WriteString(mf.key)
 		b.WriteByte('=')
 		b.WriteString(strconv.FormatFloat(p, 'g', -1, 64))
 	}
@@ -219,20 +235,35 @@ func (m Mix) String() string {
 }
 
 // threshold is one step of the cumulative distribution a draw walks.
-type threshold struct {
+type threshold[V any] struct {
 	upTo  float64
-	fault Fault
+	value V
 }
 
-// thresholds returns the cumulative chances of the non-zero faults of a valid m.
-func (m Mix) thresholds() []threshold {
-	var ts []threshold
+// thresholds returns the cumulative chances of the non-zero fields of a valid m.
+func thresholds[M, V any](m M, fields []mixField[M, V]) []threshold[V] {
+	var ts []threshold[V]
 	sum := 0.0
-	for _, mf := range mixFields {
+	for _, mf := range fields {
 		if p := *mf.get(&m); p > 0 {
 			sum += p
-			ts = append(ts, threshold{upTo: sum, fault: mf.fault})
+			ts = append(ts, threshold[V]{upTo: sum, value: mf.value})
 		}
 	}
 	return ts
+}
+
+// draw walks ts with one uniform draw and returns what it lands on, or otherwise
+// when it lands past the last threshold.
+func draw[V any](ts []threshold[V], otherwise V) V {
+	if len(ts) == 0 {
+		return otherwise
+	}
+	x := rand.Float64()
+	for _, t := range ts {
+		if x < t.upTo {
+			return t.value
+		}
+	}
+	return otherwise
 }

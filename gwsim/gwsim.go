@@ -1,11 +1,13 @@
 package gwsim
 
 import (
+	"cmp"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,10 +33,30 @@ const (
 	// ScheduleLimit is how far ahead a message may be scheduled: a scheduled time
 	// this far ahead or further is refused.
 	ScheduleLimit = 60 * 24 * time.Hour
-	// StatusAccepted is the status of every message the simulator accepts.
+	// StatusAccepted is the status of a message the simulator has accepted and sent
+	// no receipt for yet.
 	StatusAccepted = "accepted"
 	// ClassDefault is the class of a message sent without one.
 	ClassDefault = "mt_message"
+
+	// CallbackSendersDefault is how many goroutines post callbacks when
+	// Config.CallbackSenders is zero.
+	CallbackSendersDefault = 16
+	// CallbackQueueDefault is how many callbacks may be pending when
+	// Config.CallbackQueue is zero.
+	CallbackQueueDefault = 100_000
+	// CallbackGiveUpDefault is how long a callback is retried when
+	// Config.CallbackGiveUp is zero.
+	CallbackGiveUpDefault = 5 * time.Minute
+	// CallbackTimeoutDefault bounds each callback attempt when
+	// Config.CallbackTimeout is zero.
+	CallbackTimeoutDefault = 10 * time.Second
+	// CallbackBackoffDefault is the first wait before retrying a callback when
+	// Config.CallbackBackoff is zero.
+	CallbackBackoffDefault = 100 * time.Millisecond
+	// CallbackBackoffMaxDefault caps the wait between callback attempts when
+	// Config.CallbackBackoffMax is zero.
+	CallbackBackoffMaxDefault = 10 * time.Second
 )
 
 // ErrInvalidConfig is wrapped by every error New returns.
@@ -65,8 +87,68 @@ type Config struct {
 	// dropped first. Zero means KeepDefault; below zero keeps none.
 	Keep int
 	// Now is the clock used for scheduled-time checks and Message.At. Nil means
-	// time.Now.
+	// time.Now. Callbacks keep real time whatever it is.
 	Now func() time.Time
+
+	// DLRURL is where delivery receipts are POSTed. Credentials in it
+	// (http://user:pass@host/path, special characters percent-encoded) are taken
+	// out and sent as HTTP Basic. Empty: no receipts are sent and every message
+	// stays "accepted". Must be an http or https URL with a host.
+	DLRURL string
+	// DLRDelay is the time from a message's acceptance to its first receipt. Zero
+	// sends it at once, which can be before the client has read the 202. Must be
+	// >= 0.
+	DLRDelay time.Duration
+	// DLRGap is the time from one receipt of a message being delivered (or given
+	// up) to its next. Must be >= 0.
+	DLRGap time.Duration
+	// DLRJitter adds a uniformly random extra in [0, DLRJitter) to DLRDelay and
+	// to each DLRGap. Must be >= 0.
+	DLRJitter time.Duration
+	// DLRInterim are the statuses of the receipts sent before the last one, in
+	// order. Nil means one "sent" receipt; an empty non-nil slice sends the last
+	// receipt alone. Each must be one of the Status constants of the DLR tables.
+	DLRInterim []string
+	// DLRMix draws each message's last status; the zero DLRMix makes every
+	// message received. Must pass DLRMix.Validate.
+	DLRMix DLRMix
+	// DLRDuplicate sends every receipt twice, the copy right after the original
+	// is delivered (or given up), as a gateway that calls again would.
+	DLRDuplicate bool
+	// DLRReorder sends a message's last receipt first and its interim ones after,
+	// as receipts overtaking each other would arrive.
+	DLRReorder bool
+
+	// MOURL is where SendMO and POST /sim/mo post inbound messages; credentials
+	// in it are sent as HTTP Basic, as with DLRURL. Empty: SendMO returns
+	// ErrNoMOURL.
+	MOURL string
+
+	// CallbackSenders is how many goroutines post callbacks (receipts and MOs),
+	// sharing one keep-alive HTTP client. Zero means CallbackSendersDefault; must
+	// be >= 0.
+	CallbackSenders int
+	// CallbackQueue bounds the callbacks pending at once: each message with
+	// receipts still to deliver counts one, and each MO one. A message accepted
+	// while the queue is full gets no receipts (they count in
+	// Stats.ReceiptsDropped); an MO gets ErrQueueFull. Zero means
+	// CallbackQueueDefault; must be >= 0.
+	CallbackQueue int
+	// CallbackGiveUp is how long a receipt or MO is retried: no attempt starts
+	// later than this after its first. Zero means CallbackGiveUpDefault; must be
+	// >= 0.
+	CallbackGiveUp time.Duration
+	// CallbackTimeout bounds each attempt, from connecting to reading the
+	// answer. Zero means CallbackTimeoutDefault; must be >= 0.
+	CallbackTimeout time.Duration
+	// CallbackBackoff is the wait before the first retry; each later wait doubles,
+	// up to CallbackBackoffMax, with ±50% jitter (never above the cap). Zero
+	// means CallbackBackoffDefault; must be >= 0.
+	CallbackBackoff time.Duration
+	// CallbackBackoffMax caps the wait between attempts. Zero means
+	// CallbackBackoffMaxDefault, raised to CallbackBackoff when that is larger;
+	// must be >= 0.
+	CallbackBackoffMax time.Duration
 }
 
 // Message is an accepted message as the simulator keeps it. SMSClass, Scheduled and
@@ -82,8 +164,12 @@ type Message struct {
 	SMSClass    *int       // 0–3, nil when absent
 	Scheduled   *time.Time // nil when absent
 	Expires     *time.Time // nil when absent
-	Status      string     // always StatusAccepted
-	At          time.Time  // Config.Now() when it was accepted
+	// Status is StatusAccepted, then the status of the latest receipt the
+	// simulator began to send for it; a final status (received, rejected, failed,
+	// dead, expired) is never replaced by a non-final one. OnAccept always sees
+	// StatusAccepted.
+	Status string
+	At     time.Time // Config.Now() when it was accepted
 }
 
 // Stats are the simulator's counters since New. Every POST /messages request counts
@@ -91,6 +177,11 @@ type Message struct {
 // Faults — except the accept-then faults, which count in both Accepted and Faults.
 // A request whose body could not be read (the client went away) counts in Requests
 // only.
+//
+// Every receipt scheduled counts in ReceiptsPending until it counts in
+// ReceiptsDelivered or ReceiptsDropped; each copy under Config.DLRDuplicate is a
+// receipt of its own. Every MO that SendMO validated ends in MODelivered or
+// MODropped, unless it is still being attempted.
 type Stats struct {
 	Requests     int64           // POST /messages requests received
 	Accepted     int64           // messages accepted (202, or an accept-then fault)
@@ -99,6 +190,14 @@ type Stats struct {
 	Faults       map[Fault]int64 // faults that took effect, by kind; zero kinds absent
 	Lookups      int64           // GET /messages requests, whatever the answer
 	Held         int64           // requests being held by a hang fault right now
+
+	ReceiptsDelivered int64 // receipts the receiver answered 2xx
+	ReceiptsRetried   int64 // receipt attempts after the first of each receipt
+	ReceiptsDropped   int64 // receipts given up: CallbackGiveUp passed, queue full, or Close
+	ReceiptsPending   int64 // receipts scheduled and not yet delivered or dropped
+	MODelivered       int64 // MOs the receiver answered 2xx
+	MORetried         int64 // MO attempts after the first of each MO
+	MODropped         int64 // MOs not delivered: given up, queue full, Close, or the caller left
 }
 
 // Simulator is an http.Handler that behaves like the REST v2 gateway. Build it with
@@ -111,11 +210,12 @@ type Simulator struct {
 	jitter     time.Duration
 	hangFor    time.Duration
 	retryAfter []string // Retry-After header value
-	mix        []threshold
+	mix        []threshold[Fault]
 	store      *store
 	now        func() time.Time
 
 	onAccept atomic.Pointer[func(Message)]
+	cb       *callbacks // nil when neither DLRURL nor MOURL is set
 
 	injectMu sync.Mutex
 	injected []Fault
@@ -135,15 +235,23 @@ type Simulator struct {
 	hooks *testHooks // nil outside tests
 }
 
-// testHooks lets the package's tests wait for events instead of sleeping.
+// testHooks lets the package's tests wait for events instead of sleeping. Nil
+// fields are skipped.
 type testHooks struct {
-	holdStarted func()
-	holdEnded   func()
+	holdStarted       func()
+	holdEnded         func()
+	callbackDelivered func() // a receipt or MO was delivered
+	callbackFailed    func() // an attempt failed and its retry is queued
+	callbackGaveUp    func() // a receipt or MO was given up
 }
 
 // New returns a simulator for cfg. It returns an error wrapping ErrInvalidConfig that
-// names the field and the rule when a duration is negative or the fault mix is
-// invalid.
+// names the field and the rule when a duration or count is negative, a mix is
+// invalid, a callback URL is not an http or https URL, or DLRInterim holds a status
+// the DLR tables do not list.
+//
+// When DLRURL or MOURL is set, New starts the callback goroutines; Close stops
+// them.
 func New(cfg Config) (*Simulator, error) {
 	for _, d := range []struct {
 		name string
@@ -153,6 +261,13 @@ func New(cfg Config) (*Simulator, error) {
 		{"Jitter", cfg.Jitter},
 		{"RetryAfter", cfg.RetryAfter},
 		{"HangFor", cfg.HangFor},
+		{"DLRDelay", cfg.DLRDelay},
+		{"DLRGap", cfg.DLRGap},
+		{"DLRJitter", cfg.DLRJitter},
+		{"CallbackGiveUp", cfg.CallbackGiveUp},
+		{"CallbackTimeout", cfg.CallbackTimeout},
+		{"CallbackBackoff", cfg.CallbackBackoff},
+		{"CallbackBackoffMax", cfg.CallbackBackoffMax},
 	} {
 		if d.v < 0 {
 			return nil, fmt.Errorf("%w: %s %v: must be >= 0", ErrInvalidConfig, d.name, d.v)
@@ -160,6 +275,10 @@ func New(cfg Config) (*Simulator, error) {
 	}
 	if err := cfg.Faults.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: Faults: %w", ErrInvalidConfig, err)
+	}
+	cb, err := newCallbacks(cfg)
+	if err != nil {
+		return nil, err
 	}
 	s := &Simulator{
 		username: cfg.Username,
@@ -169,6 +288,7 @@ func New(cfg Config) (*Simulator, error) {
 		hangFor:  cfg.HangFor,
 		mix:      cfg.Faults.thresholds(),
 		now:      cfg.Now,
+		cb:       cb,
 		done:     make(chan struct{}),
 	}
 	if cfg.Username != "" || cfg.Password != "" {
@@ -194,7 +314,73 @@ func New(cfg Config) (*Simulator, error) {
 		keep = KeepDefault
 	}
 	s.store = newStore(keep)
+	if cb != nil {
+		cb.sim = s
+		cb.start()
+	}
 	return s, nil
+}
+
+// newCallbacks checks the callback fields of cfg and applies their defaults. It
+// returns nil when no callback URL is set.
+func newCallbacks(cfg Config) (*callbacks, error) {
+	for _, n := range []struct {
+		name string
+		v    int
+	}{
+		{"CallbackSenders", cfg.CallbackSenders},
+		{"CallbackQueue", cfg.CallbackQueue},
+	} {
+		if n.v < 0 {
+			return nil, fmt.Errorf("%w: %s %d: must be >= 0", ErrInvalidConfig, n.name, n.v)
+		}
+	}
+	if err := cfg.DLRMix.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: DLRMix: %w", ErrInvalidConfig, err)
+	}
+	interim := cfg.DLRInterim
+	if interim == nil {
+		interim = []string{StatusSent}
+	} else {
+		interim = slices.Clone(interim) // the caller may reuse its slice
+	}
+	for i, st := range interim {
+		if !knownStatus(st) {
+			return nil, fmt.Errorf("%w: DLRInterim[%d] %q: not a DLR status; known: %s",
+				ErrInvalidConfig, i, st, strings.Join(dlrStatuses, ", "))
+		}
+	}
+	c := &callbacks{
+		interim:    interim,
+		mix:        thresholds(cfg.DLRMix, dlrMixFields),
+		delay:      cfg.DLRDelay,
+		jitter:     cfg.DLRJitter,
+		gap:        cfg.DLRGap,
+		duplicate:  cfg.DLRDuplicate,
+		reorder:    cfg.DLRReorder,
+		giveUp:     cmp.Or(cfg.CallbackGiveUp, CallbackGiveUpDefault),
+		timeout:    cmp.Or(cfg.CallbackTimeout, CallbackTimeoutDefault),
+		backoffMin: cmp.Or(cfg.CallbackBackoff, CallbackBackoffDefault),
+		backoffMax: cmp.Or(cfg.CallbackBackoffMax, CallbackBackoffMaxDefault),
+		limit:      cmp.Or(cfg.CallbackQueue, CallbackQueueDefault),
+		senders:    cmp.Or(cfg.CallbackSenders, CallbackSendersDefault),
+	}
+	c.backoffMax = max(c.backoffMax, c.backoffMin)
+	var err error
+	if cfg.DLRURL != "" {
+		if c.dlr, err = parseEndpoint("DLRURL", cfg.DLRURL); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.MOURL != "" {
+		if c.mo, err = parseEndpoint("MOURL", cfg.MOURL); err != nil {
+			return nil, err
+		}
+	}
+	if c.dlr == nil && c.mo == nil {
+		return nil, nil
+	}
+	return c, nil
 }
 
 // OnAccept sets fn to be called synchronously for every accepted message, before the
@@ -242,6 +428,9 @@ func (s *Simulator) Stats() Stats {
 			st.Faults[Fault(f)] = n
 		}
 	}
+	if s.cb != nil {
+		s.cb.stats(&st)
+	}
 	return st
 }
 
@@ -253,12 +442,21 @@ func (s *Simulator) Message(id string) (Message, bool) {
 
 // Close ends every request the simulator holds — hang faults close their connection
 // at once, latency waits end and answer — and makes later holds and waits end at
-// once. The simulator still answers requests after Close. Call it before shutting
-// the server down, for example with http.Server.RegisterOnShutdown(sim.Close):
-// neither http.Server.Shutdown nor httptest.Server.Close ends a handler that is
-// waiting. Close is safe to call more than once.
+// once. It also stops the callbacks: attempts in flight are cancelled, pending
+// receipts are dropped (counted in Stats.ReceiptsDropped), pending MOs fail with
+// ErrClosed, and Close returns once every callback goroutine has. The simulator
+// still answers requests after Close but sends no more callbacks. Call it before
+// shutting the server down, for example with
+// http.Server.RegisterOnShutdown(sim.Close): neither http.Server.Shutdown nor
+// httptest.Server.Close ends a handler that is waiting. Close is safe to call more
+// than once; a second call returns once the first has finished.
 func (s *Simulator) Close() {
-	s.closeOnce.Do(func() { close(s.done) })
+	s.closeOnce.Do(func() {
+		close(s.done)
+		if s.cb != nil {
+			s.cb.close()
+		}
+	})
 }
 
 // nextFault returns the fault for one POST /messages request: the next injected one,
@@ -282,14 +480,5 @@ func (s *Simulator) nextFault() Fault {
 		}
 		s.injectMu.Unlock()
 	}
-	if len(s.mix) == 0 {
-		return FaultNone
-	}
-	x := rand.Float64()
-	for _, t := range s.mix {
-		if x < t.upTo {
-			return t.fault
-		}
-	}
-	return FaultNone
+	return draw(s.mix, FaultNone)
 }

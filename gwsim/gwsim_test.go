@@ -36,6 +36,11 @@ type testBundle struct {
 	user    string
 	pass    string
 	baseURL string
+
+	// Callback events, one signal each, buffered for the largest test.
+	delivered chan struct{} // a receipt or MO was delivered
+	failed    chan struct{} // an attempt failed and its retry is queued
+	gaveUp    chan struct{} // a receipt or MO was given up
 }
 
 // setup starts cfg's simulator behind an httptest server. Cleanup ends held
@@ -45,16 +50,22 @@ func setup(t *testing.T, cfg Config) *testBundle {
 	sim, err := New(cfg)
 	require.NoError(t, err)
 	b := &testBundle{
-		sim:   sim,
-		cfg:   cfg,
-		held:  make(chan struct{}, 16),
-		ended: make(chan struct{}, 16),
-		user:  cfg.Username,
-		pass:  cfg.Password,
+		sim:       sim,
+		cfg:       cfg,
+		held:      make(chan struct{}, 16),
+		ended:     make(chan struct{}, 16),
+		delivered: make(chan struct{}, 8192),
+		failed:    make(chan struct{}, 8192),
+		gaveUp:    make(chan struct{}, 8192),
+		user:      cfg.Username,
+		pass:      cfg.Password,
 	}
 	sim.hooks = &testHooks{
-		holdStarted: func() { notify(b.held) },
-		holdEnded:   func() { notify(b.ended) },
+		holdStarted:       func() { notify(b.held) },
+		holdEnded:         func() { notify(b.ended) },
+		callbackDelivered: func() { notify(b.delivered) },
+		callbackFailed:    func() { notify(b.failed) },
+		callbackGaveUp:    func() { notify(b.gaveUp) },
 	}
 	b.srv = httptest.NewServer(sim)
 	t.Cleanup(b.srv.Close)

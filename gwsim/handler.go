@@ -24,6 +24,7 @@ var (
 	headerText      = []string{"text/plain; charset=utf-8"}
 	headerAllowMsgs = []string{"GET, HEAD, POST"}
 	headerAllowGet  = []string{"GET, HEAD"}
+	headerAllowPost = []string{"POST"}
 	headerAuth      = []string{`Basic realm="Mobile Gateway"`}
 
 	body500         = []byte("Internal Server Error\n")
@@ -47,7 +48,8 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 const maxPooledBuf = 16 << 10
 
 // ServeHTTP answers the REST v2 routes at the server root and under BasePath:
-// POST /messages, GET /messages?id=, and GET /healthz. Other paths get 404 and
+// POST /messages, GET /messages?id=, and GET /healthz; and the simulator's own
+// POST /sim/mo, which sends an MO callback (see SendMO). Other paths get 404 and
 // other methods 405.
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, BasePath)
@@ -62,6 +64,13 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header()["Allow"] = headerAllowMsgs
 			write(w, http.StatusMethodNotAllowed, headerJSON, body405)
 		}
+	case "/sim/mo":
+		if r.Method != http.MethodPost {
+			w.Header()["Allow"] = headerAllowPost
+			write(w, http.StatusMethodNotAllowed, headerJSON, body405)
+			return
+		}
+		s.simMO(w, r)
 	case "/healthz":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header()["Allow"] = headerAllowGet
@@ -177,6 +186,9 @@ func (s *Simulator) post(w http.ResponseWriter, r *http.Request) {
 	s.accepted.Add(1)
 	if fn := s.onAccept.Load(); fn != nil {
 		(*fn)(m)
+	}
+	if s.cb != nil {
+		s.cb.accepted(id, &m) // after OnAccept, so its receipts come after it too
 	}
 
 	switch fault {

@@ -63,3 +63,22 @@ func (st *store) get(id string) (Message, bool) {
 	}
 	return st.ring[i].msg, true
 }
+
+// setStatus records the status of a receipt about to be sent for id, unless id is
+// no longer kept or it would replace a final status with a non-final one.
+func (st *store) setStatus(id uuid.UUID, status string) {
+	if st.keep == 0 {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	i, ok := st.index[id]
+	if !ok {
+		return
+	}
+	m := &st.ring[i].msg
+	if finalStatus(m.Status) && !finalStatus(status) {
+		return
+	}
+	m.Status = status
+}
