@@ -236,6 +236,11 @@ type Sandbox struct {
 	// Faults is a list of status=probability pairs such as "500=0.01,503=0.01".
 	// It is kept as written: the simulator checks it.
 	Faults string `yaml:"faults"`
+	// CallbackURL is the base URL of the callback receiver the simulator sends
+	// receipts and inbound messages to (…/callbacks/dlr, …/callbacks/mo); it may
+	// carry user:password@. Empty: `jetsms run` uses its own receiver, and
+	// `jetsms sandbox` sends none.
+	CallbackURL string `yaml:"callback_url"`
 	// DLRDelay is how long after accepting a message the simulator sends its
 	// receipts. Default: DLRDelayDefault.
 	DLRDelay time.Duration `yaml:"dlr_delay"`

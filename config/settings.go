@@ -136,6 +136,8 @@ var settings = []entry{
 		"delay of each simulator answer", notNegative[time.Duration]),
 	field("sandbox.faults", "JETSMS_SANDBOX_FAULTS", func(c *Config) *string { return &c.Sandbox.Faults }, stringC,
 		"simulated failures as status=probability pairs, e.g. 500=0.01,503=0.01"),
+	field("sandbox.callback_url", "JETSMS_SANDBOX_CALLBACK_URL", func(c *Config) *string { return &c.Sandbox.CallbackURL }, urlC,
+		"base URL of the callback receiver the simulator sends receipts and inbound messages to; empty: jetsms run's own receiver"),
 	field("sandbox.dlr_delay", "JETSMS_SANDBOX_DLR_DELAY", func(c *Config) *time.Duration { return &c.Sandbox.DLRDelay }, durationC,
 		"how long after accepting a message the simulator sends its delivery receipts", notNegative[time.Duration]),
 	field("sandbox.dlr_mix", "JETSMS_SANDBOX_DLR_MIX", func(c *Config) *string { return &c.Sandbox.DLRMix }, stringC,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,7 +81,7 @@ type Resolver struct {
 
 	mu      sync.Mutex
 	cc      jetstream.ConsumeContext
-	work    chan jetstream.Msg
+	work    []chan jetstream.Msg // one queue per handler; a message's receipts share one
 	workers sync.WaitGroup
 	stopped bool
 }
@@ -131,15 +132,17 @@ func (r *Resolver) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("resolve: consumer of %s: %w", n.CallbacksStream(), err)
 	}
-	r.work = make(chan jetstream.Msg)
-	for range r.cfg.Concurrency {
+	r.work = make([]chan jetstream.Msg, r.cfg.Concurrency)
+	for i := range r.work {
+		q := make(chan jetstream.Msg, 4)
+		r.work[i] = q
 		r.workers.Go(func() {
-			for m := range r.work {
+			for m := range q {
 				r.handle(m)
 			}
 		})
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { r.work <- m },
+	cc, err := cons.Consume(func(m jetstream.Msg) { r.work[r.shard(m)] <- m },
 		jetstream.PullMaxMessages(2*r.cfg.Concurrency),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
@@ -147,7 +150,7 @@ func (r *Resolver) Start(ctx context.Context) error {
 			}
 		}))
 	if err != nil {
-		close(r.work)
+		r.closeWork()
 		r.workers.Wait()
 		return fmt.Errorf("resolve: consume %s: %w", n.CallbacksStream(), err)
 	}
@@ -171,7 +174,7 @@ func (r *Resolver) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		r.cc.Stop()
 	}
-	close(r.work)
+	r.closeWork()
 	done := make(chan struct{})
 	go func() { r.workers.Wait(); close(done) }()
 	select {
@@ -180,6 +183,25 @@ func (r *Resolver) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("resolve: stop: %w", ctx.Err())
 	}
+}
+
+func (r *Resolver) closeWork() {
+	for _, q := range r.work {
+		close(q)
+	}
+}
+
+// shard picks the handler of a stored callback: the same for every receipt of
+// one gateway message (their Nats-Msg-Id is dlr:<message id>:<status>), so that
+// they are resolved in the order they were stored — sent before received.
+func (r *Resolver) shard(m jetstream.Msg) int {
+	key := m.Headers().Get(jetstream.MsgIDHeader)
+	if i := strings.LastIndexByte(key, ':'); i > 0 && strings.HasPrefix(key, "dlr:") {
+		key = key[:i]
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return int(h.Sum32() % uint32(len(r.work)))
 }
 
 // Stats returns the counts so far.

@@ -46,9 +46,10 @@ func TestRun(t *testing.T) {
 	t.Parallel()
 
 	// One `jetsms run` serves the subtests that only send to it.
-	shared := setupRun(t)
+	// Every receipt of the simulator is "received", so the lifecycle is known.
+	shared := setupRun(t, "--sandbox.dlr_mix", "received=1", "--sandbox.dlr_delay", "100ms")
 
-	t.Run("RunStartsAndSendWaitShowsAccepted", func(t *testing.T) {
+	t.Run("RunStartsAndSendWaitShowsTheLifecycle", func(t *testing.T) {
 		t.Parallel()
 		url := shared.natsURL(t)
 		const id = "cli-accepted-1"
@@ -56,7 +57,11 @@ func TestRun(t *testing.T) {
 			"--wait", "--timeout", "20s", "--nats.url", url)
 		require.Equal(t, 0, res.code, "stderr: %s", res.stderr)
 		require.Contains(t, res.stdout, "job "+id+" published to sms.send.default")
-		require.Regexp(t, `(?m)^accepted +job=`+regexp.QuoteMeta(id)+` message_id=[0-9a-f-]{36} attempts=1\b`, res.stdout)
+		// accepted from the worker, then sent and received from the simulator's
+		// receipts, each with the job id.
+		require.Regexp(t, `(?ms)^accepted +job=`+regexp.QuoteMeta(id)+` message_id=([0-9a-f-]{36}) lane=default attempts=1\b.*`+
+			`^sent +job=`+regexp.QuoteMeta(id)+` message_id=[0-9a-f-]{36} lane=default .*`+
+			`^received +job=`+regexp.QuoteMeta(id)+` message_id=[0-9a-f-]{36} lane=default attempts=1 detail=\+64211234567$`, res.stdout)
 	})
 
 	t.Run("SendWithUnknownLaneEndsFailed", func(t *testing.T) {
@@ -91,7 +96,7 @@ func TestRun(t *testing.T) {
 	t.Run("SecondSignalCutsTheGracePeriodShort", func(t *testing.T) {
 		t.Parallel()
 		// The simulator holds every request for a minute, so a job stays in flight.
-		b := setupRun(t, "--worker.grace_period", "1m", "--sandbox.latency", "1m")
+		b := setupRun(t, "--worker.grace_period", "1m", "--sandbox.latency", "1m", "--gateway.timeout", "2m")
 		url := b.natsURL(t)
 		res := runJetsms(t, "send", "--to", "+64211234567", "--text", "hi", "--id", "held-1", "--nats.url", url)
 		require.Equal(t, 0, res.code, res.stderr)

@@ -8,9 +8,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -384,10 +386,29 @@ func startSandbox(cfg config.Config, callbackURL string, log *zap.Logger) (strin
 	if err != nil {
 		return "", nil, fmt.Errorf("sandbox.faults: %w", err)
 	}
-	sim, err := gwsim.New(gwsim.Config{
+	dlrMix, err := gwsim.ParseDLRMix(cfg.Sandbox.DLRMix)
+	if err != nil {
+		return "", nil, fmt.Errorf("sandbox.dlr_mix: %w", err)
+	}
+	simCfg := gwsim.Config{
 		Username: cfg.Gateway.Username, Password: cfg.Gateway.Password.Reveal(),
-		Latency: cfg.Sandbox.Latency, Faults: mix,
-	})
+		Latency: cfg.Sandbox.Latency, Faults: mix, DLRDelay: cfg.Sandbox.DLRDelay, DLRMix: dlrMix,
+	}
+	if cfg.Sandbox.CallbackURL != "" {
+		callbackURL = cfg.Sandbox.CallbackURL
+	}
+	if callbackURL != "" {
+		base, err := url.Parse(strings.TrimSuffix(callbackURL, "/"))
+		if err != nil {
+			return "", nil, errors.New("sandbox.callback_url: must be an http(s) URL")
+		}
+		if base.User == nil && cfg.Callbacks.Username != "" {
+			base.User = url.UserPassword(cfg.Callbacks.Username, cfg.Callbacks.Password.Reveal())
+		}
+		simCfg.DLRURL = base.JoinPath(dlr.PathDLR).String()
+		simCfg.MOURL = base.JoinPath(dlr.PathMO).String()
+	}
+	sim, err := gwsim.New(simCfg)
 	if err != nil {
 		return "", nil, fmt.Errorf("sandbox: %w", err)
 	}
