@@ -3,6 +3,8 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -255,5 +257,72 @@ func TestSendGuard(t *testing.T) {
 		b.publishWith(t, "default", j, "replayed-2", map[string]string{events.HeaderReplay: "2"})
 		b.waitDrained(t)
 		require.Equal(t, 1, b.arrived(j.ID))
+	})
+
+	t.Run("AJobPastMaxDeliveriesEndsFromTheAdvisory", func(t *testing.T) {
+		t.Parallel()
+		// A job held off by another worker's lease for good keeps being released;
+		// after MaxDeliver deliveries JetStream stops, and the advisory ends it.
+		b := setup(t, options{worker: worker.Config{SubmitLease: time.Hour, MaxDeliver: 3}})
+		j := validJob("undeliverable")
+		now := time.Now()
+		e := ledger.FromJob(&j, now)
+		e.Set(ledger.StateSubmitting, now, "", "")
+		e.Owner, e.Since = "stuck-worker", now
+		_, err := b.cfg.Ledger.Create(context.Background(), e)
+		require.NoError(t, err)
+		b.publishJob(t, "default", j)
+		evs := b.waitFinal(t, j.ID)
+		require.Equal(t, job.StatusFailed, evs[0].Status)
+		require.Contains(t, evs[0].Error, "delivered 3 times")
+		require.Equal(t, string(events.ReasonRetriesExhausted), b.deadLetter(t, j.ID).Header.Get(events.HeaderReason))
+		b.waitDrained(t)
+		require.Zero(t, b.arrived(j.ID))
+	})
+}
+
+func TestCircuitKeepsJobsQueuedThroughAnOutage(t *testing.T) {
+	t.Parallel()
+
+	run := func(t *testing.T, fault gwsim.Fault, n int) (*bundle, []bool) {
+		t.Helper()
+		var mu sync.Mutex
+		var changes []bool
+		b := setup(t, options{worker: worker.Config{
+			Concurrency: 4, CircuitFailures: 5, CircuitProbeMin: 50 * time.Millisecond, CircuitProbeMax: 200 * time.Millisecond,
+			OnCircuit: func(open bool) { mu.Lock(); changes = append(changes, open); mu.Unlock() },
+		}})
+		faults := make([]gwsim.Fault, n)
+		for i := range faults {
+			faults[i] = fault
+		}
+		b.sim.Inject(faults...)
+		ids := make([]string, 12)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("outage-%02d", i)
+			b.publishJob(t, "default", validJob(ids[i]))
+		}
+		b.waitAccepted(t, ids, 30*time.Second)
+		for _, id := range ids {
+			for _, ev := range brokertest.EventsOf(b.status.Msgs(), id) {
+				require.False(t, ev.Final, "%s: no job ends during the outage", id)
+			}
+			require.Equal(t, 1, b.arrived(id))
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return b, append([]bool(nil), changes...)
+	}
+
+	t.Run("WrongCredentials", func(t *testing.T) {
+		t.Parallel()
+		_, changes := run(t, gwsim.FaultUnauthorized, 8)
+		require.Equal(t, []bool{true, false}, changes, "opened at the first 401, closed by a trial")
+	})
+
+	t.Run("FailingGateway", func(t *testing.T) {
+		t.Parallel()
+		_, changes := run(t, gwsim.FaultOpenAPIError, 20)
+		require.Equal(t, []bool{true, false}, changes)
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -74,18 +75,6 @@ func (w *Worker) handle(ctx context.Context, l *lane, m jetstream.Msg, freeSlot 
 		w.end(ctx, r, job.StatusFailed, events.ReasonInvalidJob, err.Error(), "")
 		return
 	}
-	if meta.NumDelivered > uint64(3*w.cfg.MaxAttempts) {
-		if w.lookedUp(ctx, r) {
-			return
-		}
-		if r.attempts == 0 {
-			// Delivered far more often than attempts allow, yet no attempt is
-			// recorded: something crashes while handling it. Stop the loop.
-			w.end(ctx, r, job.StatusFailed, events.ReasonRetriesExhausted,
-				fmt.Sprintf("delivered %d times without an outcome", meta.NumDelivered), "")
-			return
-		}
-	}
 	if w.suppressed(ctx, r) {
 		return
 	}
@@ -152,6 +141,9 @@ func (w *Worker) retry(ctx context.Context, r *jobRun, first error) (dispatcher.
 	op := func() error {
 		err := pending
 		if err == nil {
+			if werr := w.circuit.admit(ctx); werr != nil {
+				return backoff.Permanent(werr)
+			}
 			if werr := w.limit.Wait(ctx, 1); werr != nil {
 				return backoff.Permanent(werr)
 			}
@@ -194,6 +186,7 @@ func (w *Worker) attempt(ctx context.Context, r *jobRun) (dispatcher.Result, err
 		return dispatcher.Result{}, backoff.Permanent(err)
 	}
 	res, err := w.send.Send(ctx, &r.job)
+	w.reportCircuit(err)
 	if err == nil {
 		return res, nil
 	}
@@ -220,6 +213,34 @@ func (w *Worker) attempt(ctx context.Context, r *jobRun) (dispatcher.Result, err
 		w.note(ctx, r, ledger.StateQueued, err)
 	}
 	return res, backoff.Permanent(err)
+}
+
+// reportCircuit tells the circuit what a submission's outcome says of the gateway.
+func (w *Worker) reportCircuit(err error) {
+	var gwErr *dispatcher.Error
+	switch {
+	case err == nil:
+		w.circuit.succeeded()
+	case !errors.As(err, &gwErr):
+	case gwErr.Kind == dispatcher.KindRejected:
+		w.circuit.succeeded() // the gateway works; it refused this job
+	case gwErr.Kind == dispatcher.KindUnauthorized:
+		w.circuit.failed(fmt.Sprintf("the gateway refused the credentials (HTTP %d); check gateway.username and gateway.password", gwErr.StatusCode), true)
+	case gwErr.StatusCode == http.StatusTooManyRequests:
+		// The account's rate, not an outage: pacing answers it.
+	default:
+		w.circuit.failed("the gateway is failing: "+circuitReason(gwErr), false)
+	}
+}
+
+func circuitReason(e *dispatcher.Error) string {
+	if e.StatusCode != 0 {
+		return fmt.Sprintf("HTTP %d %s", e.StatusCode, e.Code)
+	}
+	if e.Err != nil {
+		return e.Err.Error()
+	}
+	return e.Code
 }
 
 func isPermanent(err error) bool {
@@ -261,9 +282,10 @@ func (w *Worker) settle(ctx context.Context, r *jobRun, res dispatcher.Result, e
 	case errors.As(err, &gwErr) && gwErr.Kind == dispatcher.KindRejected:
 		w.end(ctx, r, job.StatusFailed, events.ReasonGatewayRejected, gwErr.Code, gwErr.Description)
 	case errors.As(err, &gwErr) && gwErr.Kind == dispatcher.KindUnauthorized:
-		w.log.Warn("gateway refused the credentials; job released", zap.String("job_id", r.job.ID), zap.Int("status", gwErr.StatusCode))
+		// The circuit is open now and says why, once; the job waits in the queue.
+		w.log.Debug("gateway refused the credentials; job released", zap.String("job_id", r.job.ID), zap.Int("status", gwErr.StatusCode))
 		w.retrying(ctx, r, err)
-		w.release(r, UnauthorizedDelay)
+		w.release(r, w.cfg.ReleaseDelayMin)
 	case errors.As(err, &gwErr):
 		// Transient, but the waits grew long: release the job with a delay.
 		if r.attempts >= w.cfg.MaxAttempts {

@@ -34,9 +34,6 @@ const (
 	// with each release.
 	NakDelayMin = 5 * time.Second
 	NakDelayMax = 5 * time.Minute
-	// UnauthorizedDelay is how long a job waits after the gateway refused our
-	// credentials.
-	UnauthorizedDelay = 30 * time.Second
 	// StraySweepInterval is how often jobs on unknown lanes are looked for.
 	StraySweepInterval = 10 * time.Second
 	// finishTimeout bounds the steps that record a job's end (events, dead letter,
@@ -72,6 +69,11 @@ type Config struct {
 	// MaxAttempts is how many times a job is submitted before it fails with
 	// retries_exhausted.
 	MaxAttempts int
+	// MaxDeliver is how often JetStream delivers a job before it stops; the
+	// worker then ends the job failed (retries_exhausted) from the server's
+	// advisory. It bounds a job whose handling crashes every time. Default
+	// max(100, 10×MaxAttempts).
+	MaxDeliver int
 	// AckWait is the consumers' ack deadline; held jobs are extended every third
 	// of it.
 	AckWait time.Duration
@@ -99,6 +101,16 @@ type Config struct {
 	SubmitLease time.Duration
 	// Owner names this worker in the ledger; default a new UUID.
 	Owner string
+	// CircuitFailures is how many submissions in a row must fail for the
+	// gateway's sake to stop taking jobs; a 401 or 403 stops it at once. Default
+	// CircuitFailuresDefault.
+	CircuitFailures int
+	// CircuitProbeMin and CircuitProbeMax bound the wait before a trial
+	// submission while the circuit is open. Defaults CircuitProbeMinDefault and
+	// CircuitProbeMaxDefault.
+	CircuitProbeMin, CircuitProbeMax time.Duration
+	// OnCircuit, when set, is called as the circuit opens (true) and closes.
+	OnCircuit func(open bool)
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -118,6 +130,7 @@ type Worker struct {
 	slots   chan struct{} // one token per submission in flight
 	tracker *tracker
 	ledger  *ledger.Ledger
+	circuit *circuit
 
 	mu       sync.Mutex
 	started  bool
@@ -174,6 +187,9 @@ func New(cfg Config, js jetstream.JetStream, send Sender, limit Limiter, pub *ev
 	if cfg.AckWait == 0 {
 		cfg.AckWait = AckWaitDefault
 	}
+	if cfg.MaxDeliver <= 0 {
+		cfg.MaxDeliver = max(100, 10*cfg.MaxAttempts)
+	}
 	if cfg.MaxSegments == 0 {
 		cfg.MaxSegments = job.MaxSegmentsDefault
 	}
@@ -192,6 +208,18 @@ func New(cfg Config, js jetstream.JetStream, send Sender, limit Limiter, pub *ev
 	if log == nil {
 		log = zap.NewNop()
 	}
+	if cfg.CircuitFailures <= 0 {
+		cfg.CircuitFailures = CircuitFailuresDefault
+	}
+	if cfg.CircuitProbeMin <= 0 {
+		cfg.CircuitProbeMin = CircuitProbeMinDefault
+	}
+	if cfg.CircuitProbeMax <= 0 {
+		cfg.CircuitProbeMax = CircuitProbeMaxDefault
+	}
+	if cfg.OnCircuit == nil {
+		cfg.OnCircuit = func(bool) {}
+	}
 	w := &Worker{
 		cfg: cfg, js: js, send: send, limit: limit, pub: pub, log: log.Named("worker"),
 		laneSet: make(map[string]bool, len(cfg.Lanes)),
@@ -199,6 +227,8 @@ func New(cfg Config, js jetstream.JetStream, send Sender, limit Limiter, pub *ev
 		slots:   make(chan struct{}, cfg.Concurrency),
 		tracker: newTracker(cfg.AckWait / 3),
 		ledger:  cfg.Ledger,
+		circuit: newCircuit(cfg.CircuitFailures, cfg.CircuitProbeMin, cfg.CircuitProbeMax, cfg.Now,
+			log.Named("worker"), cfg.OnCircuit),
 	}
 	for _, name := range cfg.Lanes {
 		if err := subjects.ValidateToken(name); err != nil {
@@ -232,8 +262,10 @@ func (w *Worker) Start(ctx context.Context) error {
 			FilterSubjects: w.cfg.Names.LaneFilters(l.name),
 			AckPolicy:      jetstream.AckExplicitPolicy,
 			AckWait:        w.cfg.AckWait,
-			MaxDeliver:     -1, // the worker counts attempts itself and dead-letters
-			MaxAckPending:  maxAckPending(w.cfg),
+			// The worker counts attempts itself; MaxDeliver only stops a job whose
+			// handling never finishes (see watchMaxDeliver).
+			MaxDeliver:    w.cfg.MaxDeliver,
+			MaxAckPending: maxAckPending(w.cfg),
 		})
 		if err != nil {
 			return fmt.Errorf("worker: consumer for lane %s: %w", l.name, err)
@@ -251,6 +283,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.loops.Go(func() { w.schedule(runCtx, hardCtx) })
 	w.loops.Go(func() { w.tracker.run(runCtx) })
 	w.loops.Go(func() { w.sweepStrays(runCtx) })
+	w.loops.Go(func() { w.watchMaxDeliver(runCtx) })
 	w.log.Info("worker started", zap.Strings("lanes", w.cfg.Lanes), zap.Int("concurrency", w.cfg.Concurrency))
 	return nil
 }
@@ -369,6 +402,11 @@ func (w *Worker) schedule(ctx, hardCtx context.Context) {
 			<-w.slots
 			return
 		}
+		// While the gateway cannot take submissions, jobs stay queued.
+		if err := w.circuit.admit(ctx); err != nil {
+			<-w.slots
+			return
+		}
 		if err := w.limit.Wait(ctx, 1); err != nil {
 			<-w.slots
 			return
@@ -423,6 +461,10 @@ func wait(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	}
 }
+
+// CircuitOpen reports whether the worker has stopped taking jobs because the
+// gateway refuses them, and why.
+func (w *Worker) CircuitOpen() (bool, string) { return w.circuit.open() }
 
 // InFlight is how many submissions hold a slot now (at most Concurrency).
 func (w *Worker) InFlight() int { return len(w.slots) }

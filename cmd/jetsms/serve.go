@@ -271,6 +271,8 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 		if err := w.Start(setupCtx); err != nil {
 			return err
 		}
+		open := w.CircuitOpen
+		health.circuit.Store(&open)
 	}
 	cancelSetup()
 	health.ready.Store(true)
@@ -311,6 +313,20 @@ func stopWithin(log *zap.Logger, name string, stop func(context.Context) error) 
 type health struct {
 	nc    *nats.Conn
 	ready atomic.Bool
+	// circuit, once the worker runs, says whether it stopped taking jobs.
+	circuit atomic.Pointer[func() (bool, string)]
+}
+
+// circuitOpen is why the worker's circuit is open, or "".
+func (h *health) circuitOpen() string {
+	f := h.circuit.Load()
+	if f == nil {
+		return ""
+	}
+	if open, why := (*f)(); open {
+		return why
+	}
+	return ""
 }
 
 // routes is the HTTP API of CONTRACT.md ("Gateway callbacks").
@@ -327,6 +343,8 @@ func routes(receiver http.Handler, h *health) http.Handler {
 			http.Error(w, "not ready: starting or stopping", http.StatusServiceUnavailable)
 		case !h.nc.IsConnected():
 			http.Error(w, "not ready: NATS is not connected", http.StatusServiceUnavailable)
+		case h.circuitOpen() != "":
+			http.Error(w, "not ready: gateway circuit open: "+h.circuitOpen(), http.StatusServiceUnavailable)
 		default:
 			_, _ = io.WriteString(w, "ready\n")
 		}

@@ -1,0 +1,146 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/jetsms/jetsms/events"
+	"github.com/jetsms/jetsms/job"
+)
+
+// maxDeliverAdvisory is the part of the server's max-deliveries advisory read.
+type maxDeliverAdvisory struct {
+	Stream     string `json:"stream"`
+	Consumer   string `json:"consumer"`
+	StreamSeq  uint64 `json:"stream_seq"`
+	Deliveries uint64 `json:"deliveries"`
+}
+
+// watchMaxDeliver ends jobs JetStream stopped delivering because they reached the
+// consumers' MaxDeliver — a handler that crashes every time, say. The server's
+// advisories are kept in a stream, so none is missed while no worker runs.
+func (w *Worker) watchMaxDeliver(ctx context.Context) {
+	n := w.cfg.Names
+	var cons jetstream.Consumer
+	for ctx.Err() == nil {
+		var err error
+		cons, err = w.js.CreateOrUpdateConsumer(ctx, n.AdvisoriesStream(), jetstream.ConsumerConfig{
+			Durable:     n.Consumer("maxdeliver"), // on the advisories stream, apart from the lanes
+			Description: "jetsms workers: end jobs that reached max deliveries",
+			AckPolicy:   jetstream.AckExplicitPolicy,
+			AckWait:     time.Minute,
+		})
+		if err == nil {
+			break
+		}
+		w.log.Warn("max-deliveries consumer", zap.Error(err))
+		wait(ctx, time.Second)
+	}
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(16, jetstream.FetchMaxWait(fetchMaxWait))
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("fetch max-deliveries advisories", zap.Error(err))
+				wait(ctx, time.Second)
+			}
+			continue
+		}
+		for m := range batch.Messages() {
+			if err := w.endUndeliverable(ctx, m.Data()); err != nil {
+				w.log.Warn("job past max deliveries not ended yet", zap.Error(err))
+				_ = m.NakWithDelay(w.cfg.ReleaseDelayMin)
+				continue
+			}
+			_ = m.Ack()
+		}
+	}
+}
+
+// endUndeliverable ends the job an advisory names: failed with retries_exhausted,
+// unless the ledger shows it accepted or ended before.
+func (w *Worker) endUndeliverable(ctx context.Context, advisory []byte) error {
+	var a maxDeliverAdvisory
+	if err := json.Unmarshal(advisory, &a); err != nil || a.StreamSeq == 0 {
+		return nil // not an advisory this worker can act on
+	}
+	s, err := w.js.Stream(ctx, a.Stream)
+	if err != nil {
+		return err
+	}
+	raw, err := s.GetMsg(ctx, a.StreamSeq)
+	var apiErr *jetstream.APIError
+	if errors.Is(err, jetstream.ErrMsgNotFound) || errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeMessageNotFound {
+		return nil // acked or ended meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	m := &storedMsg{raw: raw, stream: s, deliveries: a.Deliveries}
+	meta, _ := m.Metadata()
+	r := &jobRun{msg: m, meta: meta}
+	if lane, _, ok := w.cfg.Names.ParseSend(raw.Subject); ok && w.laneSet[lane] {
+		r.opts = w.laneOptions(lane)
+	}
+	if err := w.decode(r); err != nil {
+		w.end(ctx, r, job.StatusFailed, events.ReasonInvalidJob, err.Error(), "")
+		return nil
+	}
+	if !w.load(ctx, r) {
+		return errors.New("ledger not readable")
+	}
+	switch e := r.entry; {
+	case e != nil && e.Accepted():
+		w.acceptedBefore(ctx, r)
+		return nil
+	case e != nil && e.Status.Final():
+		return m.Term()
+	}
+	w.log.Warn("job reached max deliveries; ended", zap.String("job_id", r.job.ID), zap.Uint64("deliveries", a.Deliveries))
+	w.end(ctx, r, job.StatusFailed, events.ReasonRetriesExhausted,
+		fmt.Sprintf("retries_exhausted: delivered %d times without an outcome (max deliveries)", a.Deliveries), "")
+	return nil
+}
+
+// storedMsg is a job read from the stream by sequence, as a jetstream.Msg whose
+// Ack and Term delete it from the stream (it will not be delivered again) and whose
+// Nak does nothing.
+type storedMsg struct {
+	raw        *jetstream.RawStreamMsg
+	stream     jetstream.Stream
+	deliveries uint64
+}
+
+func (m *storedMsg) Metadata() (*jetstream.MsgMetadata, error) {
+	return &jetstream.MsgMetadata{
+		Sequence:     jetstream.SequencePair{Stream: m.raw.Sequence},
+		NumDelivered: m.deliveries,
+		Stream:       m.stream.CachedInfo().Config.Name,
+		Timestamp:    m.raw.Time,
+	}, nil
+}
+func (m *storedMsg) Data() []byte                     { return m.raw.Data }
+func (m *storedMsg) Headers() nats.Header             { return m.raw.Header }
+func (m *storedMsg) Subject() string                  { return m.raw.Subject }
+func (m *storedMsg) Reply() string                    { return "" }
+func (m *storedMsg) Ack() error                       { return m.remove() }
+func (m *storedMsg) DoubleAck(context.Context) error  { return m.remove() }
+func (m *storedMsg) Nak() error                       { return nil }
+func (m *storedMsg) NakWithDelay(time.Duration) error { return nil }
+func (m *storedMsg) InProgress() error                { return nil }
+func (m *storedMsg) Term() error                      { return m.remove() }
+func (m *storedMsg) TermWithReason(string) error      { return m.remove() }
+
+func (m *storedMsg) remove() error {
+	ctx, cancel := context.WithTimeout(context.Background(), finishTimeout)
+	defer cancel()
+	return m.stream.DeleteMsg(ctx, m.raw.Sequence)
+}
+
+var _ jetstream.Msg = (*storedMsg)(nil)
