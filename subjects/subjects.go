@@ -79,12 +79,31 @@ func (n Names) LedgerBucket() string { return n.lower + "_ledger" }
 // OptOutBucket is the KV bucket of destinations that opted out (sms_optout).
 func (n Names) OptOutBucket() string { return n.lower + "_optout" }
 
+// DestinationBucket counts messages per destination and window for the
+// per-destination limit (sms_destinations).
+func (n Names) DestinationBucket() string { return n.lower + "_destinations" }
+
+// ReplicasBucket is where worker replicas announce themselves to share the
+// account's rate (sms_replicas).
+func (n Names) ReplicasBucket() string { return n.lower + "_replicas" }
+
 // CampaignBucket is the KV bucket of campaign records (sms_campaigns).
 func (n Names) CampaignBucket() string { return n.lower + "_campaigns" }
 
 // CallbacksStream is the work-queue stream where the callback receiver stores
 // gateway callbacks as they arrive, before they are resolved (SMS_CALLBACKS).
 func (n Names) CallbacksStream() string { return n.upper + "_CALLBACKS" }
+
+// AdvisoriesStream keeps the server's max-deliveries advisories of the jobs
+// stream, so that a job JetStream stopped delivering is ended even if no worker
+// was listening at that moment (SMS_ADVISORIES).
+func (n Names) AdvisoriesStream() string { return n.upper + "_ADVISORIES" }
+
+// MaxDeliveriesAdvisories is the subject filter of the jobs stream's
+// max-deliveries advisories.
+func (n Names) MaxDeliveriesAdvisories() string {
+	return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + n.JobsStream() + ".>"
+}
 
 // CallbacksAll is the subject filter of every stored callback: sms.callbacks.>.
 func (n Names) CallbacksAll() string { return n.prefix + ".callbacks.>" }

@@ -35,6 +35,9 @@ type LaneOptions struct {
 	// MaxAge ends a job older than this (since it was published) expired instead
 	// of sending it; 0 means no limit.
 	MaxAge time.Duration
+	// MinShare is the fraction of the rate the lane gets while it has work,
+	// whatever the lanes above it want.
+	MinShare float64
 }
 
 func (w *Worker) laneOptions(name string) LaneOptions {

@@ -75,8 +75,17 @@ func (w *Worker) handle(ctx context.Context, l *lane, m jetstream.Msg, freeSlot 
 		w.end(ctx, r, job.StatusFailed, events.ReasonInvalidJob, err.Error(), "")
 		return
 	}
-	if w.suppressed(ctx, r) {
+	if w.suppressed(ctx, r) || w.destinationFull(ctx, r) {
 		return
+	}
+	// The scheduler took one rate token; a job of several segments takes the rest
+	// when the rate counts segments.
+	if extra := r.tokens(w.cfg) - 1; extra > 0 {
+		if err := w.limit.Wait(ctx, extra); err != nil {
+			w.release(r, 0)
+			return
+		}
+		w.shares.Took(l.index, extra)
 	}
 	// The ledger entry is read only when the claim before the first submission
 	// finds one: most jobs are new, and a create is one round trip.
@@ -144,7 +153,7 @@ func (w *Worker) retry(ctx context.Context, r *jobRun, first error) (dispatcher.
 			if werr := w.circuit.admit(ctx); werr != nil {
 				return backoff.Permanent(werr)
 			}
-			if werr := w.limit.Wait(ctx, 1); werr != nil {
+			if werr := w.limit.Wait(ctx, r.tokens(w.cfg)); werr != nil {
 				return backoff.Permanent(werr)
 			}
 			res, err = w.attempt(ctx, r)
@@ -185,8 +194,11 @@ func (w *Worker) attempt(ctx context.Context, r *jobRun) (dispatcher.Result, err
 	if err := w.claim(ctx, r, now); err != nil {
 		return dispatcher.Result{}, backoff.Permanent(err)
 	}
+	sent := time.Now()
 	res, err := w.send.Send(ctx, &r.job)
+	w.sizer.observe(time.Since(sent))
 	w.reportCircuit(err)
+	w.slowDown(err)
 	if err == nil {
 		return res, nil
 	}
@@ -213,6 +225,58 @@ func (w *Worker) attempt(ctx context.Context, r *jobRun) (dispatcher.Result, err
 		w.note(ctx, r, ledger.StateQueued, err)
 	}
 	return res, backoff.Permanent(err)
+}
+
+// tokens is how many rate tokens one submission of the job takes.
+func (r *jobRun) tokens(cfg Config) int {
+	if cfg.RateInSegments && r.job.Segments > 1 {
+		return r.job.Segments
+	}
+	return 1
+}
+
+// slowDown cuts the rate when the gateway says it is too much (429, or 503 with a
+// Retry-After), if the limiter adapts.
+func (w *Worker) slowDown(err error) {
+	var gwErr *dispatcher.Error
+	if !errors.As(err, &gwErr) {
+		return
+	}
+	if gwErr.StatusCode == http.StatusTooManyRequests || gwErr.StatusCode == http.StatusServiceUnavailable && gwErr.RetryAfter > 0 {
+		if s, ok := w.limit.(interface{ Slow(time.Duration) }); ok {
+			s.Slow(gwErr.RetryAfter)
+		}
+	}
+}
+
+// destinationFull delays a job whose number has had its messages this window.
+// It returns true when the job was released.
+func (w *Worker) destinationFull(ctx context.Context, r *jobRun) bool {
+	if w.dest == nil {
+		return false
+	}
+	rctx, cancel := context.WithTimeout(ctx, finishTimeout)
+	defer cancel()
+	wait, err := w.dest.take(rctx, r.job.Destination, w.cfg.Now())
+	if err != nil {
+		w.log.Warn("per-destination count not readable; job released", zap.String("job_id", r.job.ID), zap.Error(err))
+		w.release(r, w.cfg.ReleaseDelayMin)
+		return true
+	}
+	if wait == 0 {
+		return false
+	}
+	ev := w.event(r, job.StatusRetrying)
+	ev.Error = "destination_limit"
+	ev.Detail = fmt.Sprintf("at most %d messages per %s to one number; delayed %s", w.cfg.Destination.Max,
+		w.cfg.Destination.Window, wait.Round(time.Millisecond))
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer scancel()
+	if err := w.pub.Status(sctx, ev); err != nil {
+		w.log.Warn("retrying event not stored", zap.String("job_id", r.job.ID), zap.Error(err))
+	}
+	w.release(r, wait)
+	return true
 }
 
 // reportCircuit tells the circuit what a submission's outcome says of the gateway.

@@ -16,6 +16,7 @@ import (
 	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/ledger"
 	"github.com/jetsms/jetsms/optout"
+	"github.com/jetsms/jetsms/ratelimit"
 	"github.com/jetsms/jetsms/subjects"
 )
 
@@ -43,6 +44,8 @@ const (
 	// the worker that set it; after that its submission's outcome counts as
 	// unknown. It must exceed the gateway request timeout.
 	SubmitLeaseDefault = 30 * time.Second
+	// ConcurrencyMinDefault is the floor of the sized concurrency.
+	ConcurrencyMinDefault = 4
 	// HoldForDefault is how long the hold policy waits for a receipt.
 	HoldForDefault = 10 * time.Minute
 	// fetchMaxWait is how long one fetch waits on an idle lane; Stop waits for it.
@@ -111,6 +114,16 @@ type Config struct {
 	CircuitProbeMin, CircuitProbeMax time.Duration
 	// OnCircuit, when set, is called as the circuit opens (true) and closes.
 	OnCircuit func(open bool)
+	// RateInSegments makes a job take one rate token per SMS segment instead of
+	// one per job (rate.unit: segments).
+	RateInSegments bool
+	// ConcurrencyMin is the floor of the submissions in flight when they are
+	// sized from the gateway's latency and the current rate (Little's law);
+	// Concurrency is the ceiling. Default ConcurrencyMinDefault.
+	ConcurrencyMin int
+	// Destination, when its Max is set, bounds the messages to one number per
+	// window; excess jobs are delayed.
+	Destination DestinationLimit
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -126,6 +139,9 @@ type Worker struct {
 
 	lanes   []*lane
 	laneSet map[string]bool
+	shares  *ratelimit.LaneShares
+	sizer   *sizer
+	dest    *destGuard
 	arrived chan struct{} // a lane queue went from empty to not empty
 	slots   chan struct{} // one token per submission in flight
 	tracker *tracker
@@ -143,6 +159,7 @@ type Worker struct {
 
 // lane is one lane's consumer and its queue of fetched jobs.
 type lane struct {
+	index int // in Config.Lanes: its priority and its place in the shares
 	name  string
 	cons  jetstream.Consumer
 	queue chan jetstream.Msg
@@ -239,10 +256,30 @@ func New(cfg Config, js jetstream.JetStream, send Sender, limit Limiter, pub *ev
 		}
 		w.laneSet[name] = true
 		w.lanes = append(w.lanes, &lane{
+			index: len(w.lanes),
 			name:  name,
 			queue: make(chan jetstream.Msg, cfg.QueuePerLane),
 			room:  make(chan struct{}, 1),
 		})
+	}
+	shares := make([]ratelimit.LaneShare, len(cfg.Lanes))
+	for i, name := range cfg.Lanes {
+		shares[i] = ratelimit.LaneShare{Name: name, MinShare: cfg.LaneOptions[name].MinShare}
+	}
+	var err error
+	if w.shares, err = ratelimit.NewLaneShares(shares); err != nil {
+		return nil, fmt.Errorf("worker: lane min shares: %w", err)
+	}
+	if cfg.ConcurrencyMin <= 0 {
+		cfg.ConcurrencyMin = ConcurrencyMinDefault
+	}
+	w.cfg.ConcurrencyMin = min(cfg.ConcurrencyMin, cfg.Concurrency)
+	w.sizer = newSizer(w.cfg.ConcurrencyMin, cfg.Concurrency, limit)
+	if cfg.Destination.Max > 0 {
+		if cfg.Destination.Window <= 0 {
+			return nil, errors.New("worker: destination limit: window must be > 0")
+		}
+		w.dest = newDestGuard(js, cfg.Names, cfg.Destination)
 	}
 	return w, nil
 }
@@ -284,6 +321,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	w.loops.Go(func() { w.tracker.run(runCtx) })
 	w.loops.Go(func() { w.sweepStrays(runCtx) })
 	w.loops.Go(func() { w.watchMaxDeliver(runCtx) })
+	w.loops.Go(func() { w.sizer.run(runCtx) })
 	w.log.Info("worker started", zap.Strings("lanes", w.cfg.Lanes), zap.Int("concurrency", w.cfg.Concurrency))
 	return nil
 }
@@ -393,6 +431,9 @@ func (w *Worker) fetchOnce(l *lane, n int) error {
 // the job of the highest-priority lane that has one.
 func (w *Worker) schedule(ctx, hardCtx context.Context) {
 	for {
+		if !w.sizer.admit(ctx, w.InFlight) {
+			return
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -419,7 +460,7 @@ func (w *Worker) schedule(ctx, hardCtx context.Context) {
 		w.inflight.Add(1)
 		go func() {
 			defer w.inflight.Done()
-			w.handle(hardCtx, l, m, sync.OnceFunc(func() { <-w.slots }))
+			w.handle(hardCtx, l, m, sync.OnceFunc(func() { <-w.slots; w.sizer.freed() }))
 		}()
 	}
 }
@@ -441,15 +482,17 @@ func (w *Worker) awaitWork(ctx context.Context) bool {
 	}
 }
 
+// pick takes the job of the lane the shares choose: the highest lane with work,
+// unless a lane with a minimum share is behind it. The token already taken is
+// counted to that lane.
 func (w *Worker) pick() (*lane, jetstream.Msg) {
-	for _, l := range w.lanes {
-		select {
-		case m := <-l.queue:
-			return l, m
-		default:
-		}
+	i, ok := w.shares.Pick(func(i int) bool { return len(w.lanes[i].queue) > 0 })
+	if !ok {
+		panic("worker: pick found no job after awaitWork saw one")
 	}
-	panic("worker: pick found no job after awaitWork saw one")
+	l := w.lanes[i]
+	w.shares.Took(i, 1)
+	return l, <-l.queue
 }
 
 // wait sleeps for d or until ctx ends.
@@ -461,6 +504,10 @@ func wait(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	}
 }
+
+// ConcurrencyLimit is how many submissions may be in flight now, as sized from
+// the gateway's latency and the current rate.
+func (w *Worker) ConcurrencyLimit() int { return w.sizer.limit() }
 
 // CircuitOpen reports whether the worker has stopped taking jobs because the
 // gateway refuses them, and why.

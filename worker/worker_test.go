@@ -38,6 +38,8 @@ type bundle struct {
 	status   *brokertest.Watcher
 	dead     *brokertest.Watcher
 	mu       sync.Mutex
+	limiter  worker.Limiter
+	order    []string          // references in the order the gateway accepted them
 	arrivals map[string]int    // accepted submissions per reference (the job id)
 	lastID   map[string]string // the gateway's id of the last one
 }
@@ -46,6 +48,8 @@ type options struct {
 	sim    gwsim.Config
 	worker worker.Config
 	noRun  bool
+	// limiter replaces the unlimited one.
+	limiter worker.Limiter
 }
 
 func setup(t *testing.T, opt options) *bundle {
@@ -60,10 +64,11 @@ func setup(t *testing.T, opt options) *bundle {
 	require.NoError(t, err)
 	t.Cleanup(sender.Close)
 
-	b := &bundle{env: env, sim: sim, sender: sender, arrivals: map[string]int{}, lastID: map[string]string{}}
+	b := &bundle{env: env, sim: sim, sender: sender, arrivals: map[string]int{}, lastID: map[string]string{}, limiter: opt.limiter}
 	sim.OnAccept(func(m gwsim.Message) {
 		b.mu.Lock()
 		b.arrivals[m.Reference]++
+		b.order = append(b.order, m.Reference)
 		b.lastID[m.Reference] = m.ID
 		b.mu.Unlock()
 	})
@@ -98,8 +103,12 @@ func setup(t *testing.T, opt options) *bundle {
 // start runs a new worker on the bundle's server and simulator, stopped at cleanup.
 func (b *bundle) start(t *testing.T) *worker.Worker {
 	t.Helper()
-	lim, err := ratelimit.New(ratelimit.Config{PerSecond: math.Inf(1), Burst: 1})
-	require.NoError(t, err)
+	var lim worker.Limiter = b.limiter
+	if lim == nil {
+		unlimited, err := ratelimit.New(ratelimit.Config{PerSecond: math.Inf(1), Burst: 1})
+		require.NoError(t, err)
+		lim = unlimited
+	}
 	w, err := worker.New(b.cfg, b.env.JS, b.sender, lim, events.New(b.env.JS, b.env.Names), zaptest.NewLogger(t))
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -1,0 +1,136 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jetsms/jetsms/broker/brokertest"
+	"github.com/jetsms/jetsms/gwsim"
+	"github.com/jetsms/jetsms/job"
+	"github.com/jetsms/jetsms/ratelimit"
+	"github.com/jetsms/jetsms/worker"
+)
+
+// countingLimiter is a real limiter that counts the tokens taken.
+type countingLimiter struct {
+	*ratelimit.Adaptive
+	tokens atomic.Int64
+}
+
+func (c *countingLimiter) Wait(ctx context.Context, n int) error {
+	c.tokens.Add(int64(n))
+	return c.Adaptive.Wait(ctx, n)
+}
+
+func TestPacing(t *testing.T) {
+	t.Parallel()
+
+	t.Run("UnderABacklogInEveryLaneBulkGetsItsShare", func(t *testing.T) {
+		t.Parallel()
+		lim, err := ratelimit.NewAdaptive(ratelimit.AdaptiveConfig{PerSecond: 400, Burst: 1})
+		require.NoError(t, err)
+		b := setup(t, options{noRun: true, limiter: lim, worker: worker.Config{
+			Concurrency:  8,
+			LaneOptions: map[string]worker.LaneOptions{"bulk": {MinShare: 0.1}},
+		}})
+		for i := range 300 {
+			for _, lane := range lanes {
+				b.publishJob(t, lane, validJob(fmt.Sprintf("%s-%03d", lane, i)))
+			}
+		}
+		b.start(t)
+		b.status.WaitFor(t, 30*time.Second, "200 accepted", func(ms []brokertest.Msg) bool { return len(ms) >= 220 })
+		b.mu.Lock()
+		first := append([]string(nil), b.order[:200]...)
+		b.mu.Unlock()
+		count := map[string]int{}
+		for _, ref := range first {
+			count[strings.SplitN(ref, "-", 2)[0]]++
+		}
+		// Bulk's floor is 10% ±5%; priority, the highest lane, takes the rest, and
+		// default (no floor) waits.
+		require.InDelta(t, 20, count["bulk"], 10, "bulk's share of the first 200: %v", count)
+		require.GreaterOrEqual(t, count["priority"], 170, "%v", count)
+		require.LessOrEqual(t, count["default"], 5, "%v", count)
+	})
+
+	t.Run("RateInSegmentsTakesATokenPerSegment", func(t *testing.T) {
+		t.Parallel()
+		ad, err := ratelimit.NewAdaptive(ratelimit.AdaptiveConfig{PerSecond: 1e6, Burst: 1000})
+		require.NoError(t, err)
+		lim := &countingLimiter{Adaptive: ad}
+		b := setup(t, options{limiter: lim, worker: worker.Config{RateInSegments: true}})
+		long := validJob("three-parts")
+		long.Content = strings.Repeat("a", 153*2+10) // 3 GSM-7 segments
+		b.publishJob(t, "default", long)
+		b.publishJob(t, "default", validJob("one-part"))
+		b.waitAccepted(t, []string{"three-parts", "one-part"}, 20*time.Second)
+		require.EqualValues(t, 4, lim.tokens.Load())
+	})
+
+	t.Run("A429WithRetryAfterCutsTheRate", func(t *testing.T) {
+		t.Parallel()
+		changes := make(chan ratelimit.Change, 16)
+		lim, err := ratelimit.NewAdaptive(ratelimit.AdaptiveConfig{PerSecond: 100, Burst: 10,
+			OnChange: func(c ratelimit.Change) { changes <- c }})
+		require.NoError(t, err)
+		b := setup(t, options{limiter: lim, sim: gwsim.Config{RetryAfter: time.Second}})
+		b.sim.Inject(gwsim.Fault429)
+		b.publishJob(t, "default", validJob("slowed"))
+		select {
+		case c := <-changes:
+			require.Equal(t, ratelimit.ChangeSlowed, c.Reason)
+			require.Less(t, c.PerSecond, 100.0)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the rate was not cut")
+		}
+		b.waitStatus(t, "slowed", job.StatusAccepted)
+	})
+
+	t.Run("PerDestinationLimitDelaysTheExcess", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, options{worker: worker.Config{Destination: worker.DestinationLimit{Max: 2, Window: time.Second}}})
+		ids := make([]string, 5)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("same-number-%d", i)
+			b.publishJob(t, "default", validJob(ids[i]))
+		}
+		msgs := b.waitAccepted(t, ids, 30*time.Second)
+		delayed := 0
+		for _, ev := range brokertest.Events(msgs) {
+			if ev.Status == job.StatusRetrying && ev.Error == "destination_limit" {
+				delayed++
+				require.Contains(t, ev.Detail, "at most 2 messages per 1s to one number")
+			}
+		}
+		require.GreaterOrEqual(t, delayed, 3, "three of five waited for a later window")
+		for _, id := range ids {
+			require.Equal(t, 1, b.arrived(id))
+		}
+	})
+
+	t.Run("ConcurrencyFollowsLatencyAndRate", func(t *testing.T) {
+		t.Parallel()
+		lim, err := ratelimit.NewAdaptive(ratelimit.AdaptiveConfig{PerSecond: 200, Burst: 1})
+		require.NoError(t, err)
+		b := setup(t, options{noRun: true, limiter: lim, sim: gwsim.Config{Latency: 20 * time.Millisecond},
+			worker: worker.Config{Concurrency: 64}})
+		ids := make([]string, 100)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("sized-%03d", i)
+			b.publishJob(t, "bulk", validJob(ids[i]))
+		}
+		w := b.start(t)
+		b.waitAccepted(t, ids, 30*time.Second)
+		// 200/s through a 20 ms gateway needs 4 in flight; twice that plus one,
+		// give or take the measured latency on a loaded machine.
+		require.Less(t, w.ConcurrencyLimit(), 64)
+		require.GreaterOrEqual(t, w.ConcurrencyLimit(), worker.ConcurrencyMinDefault)
+	})
+}

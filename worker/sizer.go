@@ -1,0 +1,108 @@
+package worker
+
+import (
+	"context"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// sizer bounds the submissions in flight by Little's law: to keep up with a rate
+// of R submissions a second through a gateway that answers in L seconds, R×L of
+// them must be in flight. It measures L (a moving average of answered requests),
+// reads R from the limiter, and keeps the limit at twice R×L, between the
+// configured floor and ceiling, so a slow gateway does not cap throughput and a
+// fast one is not sent hundreds of idle requests.
+type sizer struct {
+	floor, ceiling int
+	lim            Limiter
+
+	mu      sync.Mutex
+	latency float64 // seconds, moving average; 0 until the first answer
+
+	cur  atomic.Int64
+	wake chan struct{}
+}
+
+// sizerInterval is how often the limit is recomputed.
+const sizerInterval = 250 * time.Millisecond
+
+func newSizer(floor, ceiling int, lim Limiter) *sizer {
+	s := &sizer{floor: floor, ceiling: ceiling, lim: lim, wake: make(chan struct{}, 1)}
+	s.cur.Store(int64(ceiling))
+	return s
+}
+
+// observe records how long the gateway took to answer.
+func (s *sizer) observe(d time.Duration) {
+	const alpha = 0.1
+	s.mu.Lock()
+	if s.latency == 0 {
+		s.latency = d.Seconds()
+	} else {
+		s.latency += alpha * (d.Seconds() - s.latency)
+	}
+	s.mu.Unlock()
+}
+
+// rate is the limiter's current rate, or +Inf when it has none to tell.
+func (s *sizer) rate() float64 {
+	switch l := s.lim.(type) {
+	case interface{ Rate() float64 }:
+		return l.Rate()
+	case interface{ PerSecond() float64 }:
+		return l.PerSecond()
+	}
+	return math.Inf(1)
+}
+
+// size is the limit for the current latency and rate.
+func (s *sizer) size() int {
+	s.mu.Lock()
+	lat := s.latency
+	s.mu.Unlock()
+	r := s.rate()
+	if lat == 0 || math.IsInf(r, 1) || math.IsNaN(r) {
+		return s.ceiling
+	}
+	need := int(math.Ceil(2*r*lat)) + 1
+	return min(max(need, s.floor), s.ceiling)
+}
+
+func (s *sizer) run(ctx context.Context) {
+	t := time.NewTicker(sizerInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if old := s.cur.Swap(int64(s.size())); old < s.cur.Load() {
+				s.freed() // more room: let a waiting scheduler look again
+			}
+		}
+	}
+}
+
+func (s *sizer) limit() int { return int(s.cur.Load()) }
+
+// admit waits until fewer than the limit are in flight.
+func (s *sizer) admit(ctx context.Context, inflight func() int) bool {
+	for inflight() >= s.limit() {
+		select {
+		case <-s.wake:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// freed tells a waiting admit that a submission ended.
+func (s *sizer) freed() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
