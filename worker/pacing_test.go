@@ -36,7 +36,7 @@ func TestPacing(t *testing.T) {
 		lim, err := ratelimit.NewAdaptive(ratelimit.AdaptiveConfig{PerSecond: 400, Burst: 1})
 		require.NoError(t, err)
 		b := setup(t, options{noRun: true, limiter: lim, worker: worker.Config{
-			Concurrency:  8,
+			Concurrency: 8,
 			LaneOptions: map[string]worker.LaneOptions{"bulk": {MinShare: 0.1}},
 		}})
 		for i := range 300 {
