@@ -16,31 +16,33 @@ import (
 // whose default is empty or zero has no constant. The lanes' default is returned by
 // LanesDefault, and nats.embedded.sync defaults to Sync{Always: true}.
 const (
-	StoreDirDefault        = "./data"
-	NATSListenDefault      = "127.0.0.1:4222"
-	PrefixDefault          = subjects.PrefixDefault
-	ReplicasDefault        = 1
-	JobsMaxBytesDefault    = int64(1 << 30)
-	MaxAgeDefault          = 7 * 24 * time.Hour
-	MaxSegmentsDefault     = 10
-	GatewayURLDefault      = "https://api.modicagroup.com/rest/sms/v2"
-	GatewayAPIDefault      = APIv2
-	GatewayTimeoutDefault  = 10 * time.Second
-	RatePerSecondDefault   = 50.0
-	RateBurstDefault       = 50
-	ConcurrencyDefault     = 64
-	MaxAttemptsDefault     = 10
-	AckWaitDefault         = 30 * time.Second
-	GracePeriodDefault     = 20 * time.Second
-	CallbacksListenDefault = ":8080"
-	LedgerRetentionDefault = 7 * 24 * time.Hour
-	ResolveWithinDefault   = 2 * time.Minute
-	ReconcileAfterDefault  = 24 * time.Hour
-	DLRDelayDefault        = time.Second
-	DLRMixDefault          = "received=0.97,rejected=0.01,expired=0.01,failed=0.01"
-	SandboxListenDefault   = "127.0.0.1:8090"
-	LogLevelDefault        = "info"
-	LogFormatDefault       = "auto"
+	StoreDirDefault          = "./data"
+	NATSListenDefault        = "127.0.0.1:4222"
+	PrefixDefault            = subjects.PrefixDefault
+	ReplicasDefault          = 1
+	JobsMaxBytesDefault      = int64(1 << 30)
+	MaxAgeDefault            = 7 * 24 * time.Hour
+	MaxSegmentsDefault       = 10
+	GatewayURLDefault        = "https://api.modicagroup.com/rest/sms/v2"
+	GatewayAPIDefault        = APIv2
+	GatewayTimeoutDefault    = 10 * time.Second
+	RatePerSecondDefault     = 50.0
+	RateBurstDefault         = 50
+	ConcurrencyDefault       = 64
+	ConcurrencyMinDefault    = 4
+	DestinationWindowDefault = time.Hour
+	MaxAttemptsDefault       = 10
+	AckWaitDefault           = 30 * time.Second
+	GracePeriodDefault       = 20 * time.Second
+	CallbacksListenDefault   = ":8080"
+	LedgerRetentionDefault   = 7 * 24 * time.Hour
+	ResolveWithinDefault     = 2 * time.Minute
+	ReconcileAfterDefault    = 24 * time.Hour
+	DLRDelayDefault          = time.Second
+	DLRMixDefault            = "received=0.97,rejected=0.01,expired=0.01,failed=0.01"
+	SandboxListenDefault     = "127.0.0.1:8090"
+	LogLevelDefault          = "info"
+	LogFormatDefault         = "auto"
 )
 
 // Limits of the numeric settings, as Validate checks them.
@@ -193,13 +195,34 @@ type Rate struct {
 	PerSecond float64 `yaml:"per_second"`
 	// Burst is how many submissions may go at once. Default: RateBurstDefault.
 	Burst int `yaml:"burst"`
+	// Unit is what the rate counts: RateUnitMessages or RateUnitSegments.
+	// Default: RateUnitDefault.
+	Unit string `yaml:"unit"`
+	// Shared divides the rate among the worker replicas of one deployment (they
+	// announce themselves in a KV bucket). Default: true.
+	Shared bool `yaml:"shared"`
+	// DestinationMax, when above 0, bounds the messages to one number per
+	// DestinationWindow; excess jobs are delayed.
+	DestinationMax    int           `yaml:"destination_max"`
+	DestinationWindow time.Duration `yaml:"destination_window"`
 }
+
+// What rate.unit counts.
+const (
+	RateUnitMessages = "messages"
+	RateUnitSegments = "segments"
+	RateUnitDefault  = RateUnitMessages
+)
 
 // Worker configures the workers that take jobs and send them.
 type Worker struct {
 	// Concurrency is how many jobs are in hand at once, 1 to ConcurrencyMax.
 	// Default: ConcurrencyDefault.
 	Concurrency int `yaml:"concurrency"`
+	// ConcurrencyMin is the floor of the submissions in flight when they are
+	// sized from the gateway's latency and the rate; Concurrency is the ceiling.
+	// Default: ConcurrencyMinDefault.
+	ConcurrencyMin int `yaml:"concurrency_min"`
 	// MaxAttempts bounds the submissions of one job. Default: MaxAttemptsDefault.
 	MaxAttempts int `yaml:"max_attempts"`
 	// AckWait is how long JetStream waits for a job's outcome before it delivers
@@ -276,12 +299,16 @@ func Default() Config {
 		Ledger:  Ledger{Retention: LedgerRetentionDefault},
 		Jobs:    Jobs{MaxSegments: MaxSegmentsDefault},
 		Gateway: Gateway{URL: GatewayURLDefault, API: GatewayAPIDefault, Timeout: GatewayTimeoutDefault},
-		Rate:    Rate{PerSecond: RatePerSecondDefault, Burst: RateBurstDefault},
+		Rate: Rate{
+			PerSecond: RatePerSecondDefault, Burst: RateBurstDefault, Unit: RateUnitDefault, Shared: true,
+			DestinationWindow: DestinationWindowDefault,
+		},
 		Worker: Worker{
-			Concurrency: ConcurrencyDefault,
-			MaxAttempts: MaxAttemptsDefault,
-			AckWait:     AckWaitDefault,
-			GracePeriod: GracePeriodDefault,
+			Concurrency:    ConcurrencyDefault,
+			ConcurrencyMin: ConcurrencyMinDefault,
+			MaxAttempts:    MaxAttemptsDefault,
+			AckWait:        AckWaitDefault,
+			GracePeriod:    GracePeriodDefault,
 		},
 		Callbacks: Callbacks{Listen: CallbacksListenDefault, ResolveWithin: ResolveWithinDefault, ReconcileAfter: ReconcileAfterDefault},
 		Sandbox:   Sandbox{Listen: SandboxListenDefault, DLRDelay: DLRDelayDefault, DLRMix: DLRMixDefault},

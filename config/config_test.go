@@ -93,9 +93,9 @@ func TestDefault(t *testing.T) {
 			},
 			Jobs:    Jobs{MaxSegments: 10},
 			Gateway: Gateway{URL: "https://api.modicagroup.com/rest/sms/v2", API: "v2", Timeout: 10 * time.Second},
-			Rate:    Rate{PerSecond: 50, Burst: 50},
+			Rate:    Rate{PerSecond: 50, Burst: 50, Unit: "messages", Shared: true, DestinationWindow: time.Hour},
 			Worker: Worker{
-				Concurrency: 64, MaxAttempts: 10, AckWait: 30 * time.Second, GracePeriod: 20 * time.Second,
+				Concurrency: 64, ConcurrencyMin: 4, MaxAttempts: 10, AckWait: 30 * time.Second, GracePeriod: 20 * time.Second,
 			},
 			Callbacks: Callbacks{Listen: ":8080", ResolveWithin: 2 * time.Minute, ReconcileAfter: 24 * time.Hour},
 			Sandbox: Sandbox{

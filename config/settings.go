@@ -112,8 +112,18 @@ var settings = []entry{
 		"submissions per second to the gateway", positive[float64]),
 	field("rate.burst", "JETSMS_RATE_BURST", func(c *Config) *int { return &c.Rate.Burst }, intC,
 		"submissions that may go at once above the rate", atLeast(1)),
+	field("rate.unit", "JETSMS_RATE_UNIT", func(c *Config) *string { return &c.Rate.Unit }, stringC,
+		"what the rate counts: messages, or segments (a 3-part SMS takes three)", oneOf(RateUnitMessages, RateUnitSegments)),
+	field("rate.shared", "JETSMS_RATE_SHARED", func(c *Config) *bool { return &c.Rate.Shared }, boolC,
+		"divide the rate among the worker replicas of this deployment (true), or give each replica all of it (false)"),
+	field("rate.destination_max", "JETSMS_RATE_DESTINATION_MAX", func(c *Config) *int { return &c.Rate.DestinationMax }, intC,
+		"most messages to one number per rate.destination_window; 0 is no limit", notNegative[int]),
+	field("rate.destination_window", "JETSMS_RATE_DESTINATION_WINDOW", func(c *Config) *time.Duration { return &c.Rate.DestinationWindow }, durationC,
+		"the window of rate.destination_max", positive[time.Duration]),
 	field("worker.concurrency", "JETSMS_WORKER_CONCURRENCY", func(c *Config) *int { return &c.Worker.Concurrency }, intC,
-		"jobs in hand at once, 1 to 10000", between(1, ConcurrencyMax)),
+		"most submissions in flight at once, 1 to 10000 (sized between worker.concurrency_min and this from the gateway's latency)", between(1, ConcurrencyMax)),
+	field("worker.concurrency_min", "JETSMS_WORKER_CONCURRENCY_MIN", func(c *Config) *int { return &c.Worker.ConcurrencyMin }, intC,
+		"fewest submissions in flight the sizing goes down to", between(1, ConcurrencyMax)),
 	field("worker.max_attempts", "JETSMS_WORKER_MAX_ATTEMPTS", func(c *Config) *int { return &c.Worker.MaxAttempts }, intC,
 		"submissions of one job before it fails", atLeast(1)),
 	field("worker.ack_wait", "JETSMS_WORKER_ACK_WAIT", func(c *Config) *time.Duration { return &c.Worker.AckWait }, durationC,
@@ -302,6 +312,7 @@ var (
 	durationC = codec[time.Duration]{parse: parseDuration, format: formatDuration}
 	bytesC    = codec[int64]{parse: parseByteSize, format: formatByteSize}
 	syncC     = codec[Sync]{parse: parseSync, format: Sync.String}
+	boolC     = codec[bool]{parse: parseBool, format: strconv.FormatBool}
 	listC     = codec[[]string]{parse: splitList, format: func(l []string) string { return strings.Join(l, ",") }}
 )
 
@@ -436,6 +447,14 @@ func formatByteSize(n int64) string {
 		}
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+func parseBool(s string) (bool, error) {
+	b, err := strconv.ParseBool(strings.TrimSpace(s))
+	if err != nil {
+		return false, errors.New("must be true or false")
+	}
+	return b, nil
 }
 
 func parseSync(s string) (Sync, error) {

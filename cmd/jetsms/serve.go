@@ -256,14 +256,36 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 	// The worker: started last, stopped first.
 	var w *worker.Worker
 	if r == roleWorker {
-		limiter, err := ratelimit.New(ratelimit.Config{PerSecond: cfg.Rate.PerSecond, Burst: cfg.Rate.Burst})
+		// The account's rate: adaptive (cut on 429/503, climbing back), and
+		// divided among the replicas that announce themselves in the replicas
+		// bucket. The share stops after the worker, handing its part back.
+		limiter, err := ratelimit.NewAdaptive(ratelimit.AdaptiveConfig{
+			PerSecond: cfg.Rate.PerSecond, Burst: cfg.Rate.Burst,
+			OnChange: func(c ratelimit.Change) {
+				log.Info("rate changed", zap.String("reason", string(c.Reason)), zap.Float64("per_second", c.PerSecond),
+					zap.Float64("ceiling", c.Ceiling), zap.Int("burst", c.Burst))
+			},
+		})
 		if err != nil {
-			return err
+			return fmt.Errorf("rate: %w", err)
+		}
+		if cfg.Rate.Shared {
+			share, err := ratelimit.NewShare(ratelimit.ShareConfig{Bucket: names.ReplicasBucket()}, js, limiter, log)
+			if err != nil {
+				return fmt.Errorf("rate: %w", err)
+			}
+			if err := share.Start(setupCtx); err != nil {
+				return fmt.Errorf("rate: %w", err)
+			}
+			defer stopWithin(log, "rate share", share.Stop)
 		}
 		w, err = worker.New(worker.Config{
-			Names: names, Lanes: cfg.Lanes, LaneOptions: laneOptions(cfg), Concurrency: cfg.Worker.Concurrency,
+			Names: names, Lanes: cfg.Lanes, LaneOptions: laneOptions(cfg),
+			Concurrency: cfg.Worker.Concurrency, ConcurrencyMin: cfg.Worker.ConcurrencyMin,
 			MaxAttempts: cfg.Worker.MaxAttempts, AckWait: cfg.Worker.AckWait, MaxSegments: cfg.Jobs.MaxSegments,
 			Ledger: led, OptOuts: optOuts, SubmitLease: submitLease(cfg),
+			RateInSegments: cfg.Rate.Unit == config.RateUnitSegments,
+			Destination:    worker.DestinationLimit{Max: cfg.Rate.DestinationMax, Window: cfg.Rate.DestinationWindow},
 		}, js, sender, limiter, pub, log)
 		if err != nil {
 			return err
@@ -377,6 +399,7 @@ func laneOptions(cfg config.Config) map[string]worker.LaneOptions {
 	for _, l := range cfg.LaneConfigs() {
 		out[l.Name] = worker.LaneOptions{
 			Marketing: l.Marketing, Ambiguous: l.Ambiguous, HoldFor: l.HoldFor, HoldThen: l.HoldThen, MaxAge: l.MaxAge,
+			MinShare: l.MinShare,
 		}
 	}
 	return out
