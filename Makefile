@@ -31,7 +31,7 @@ test-short:
 # BENCH_SCALE=0.1 for a quick look; BENCH_SYNC=always to measure with the embedded
 # server's default durability instead of a sync interval.
 bench:
-	$(GO) test -run '^$$' -bench 'BenchmarkPipeline$$|BenchmarkBacklogMemory$$' -benchtime 1x -timeout 60m ./bench/
+	$(GO) test -run '^$$' -bench 'BenchmarkPipeline$$|BenchmarkBacklogMemory$$|BenchmarkPacing$$|BenchmarkCallbacks$$' -benchtime 1x -timeout 60m ./bench/
 
 # Each fuzz target for FUZZTIME (make fuzz FUZZTIME=10m for a long run).
 fuzz:
