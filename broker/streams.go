@@ -85,6 +85,16 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 			Duplicates:  DuplicateWindowDefault,
 			Replicas:    replicas,
 		},
+		{
+			Name:        n.AdvisoriesStream(),
+			Description: "jetsms: jobs JetStream stopped delivering (max deliveries reached), until a worker ends them",
+			Subjects:    []string{n.MaxDeliveriesAdvisories()},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     jetstream.FileStorage,
+			MaxAge:      maxAge,
+			Duplicates:  DuplicateWindowDefault,
+			Replicas:    replicas,
+		},
 	}
 }
 
