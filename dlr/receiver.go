@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/jetsms/jetsms/metrics"
 	"github.com/jetsms/jetsms/secret"
 	"github.com/jetsms/jetsms/subjects"
 )
@@ -59,11 +60,14 @@ type Config struct {
 	RetryAfter time.Duration
 	// Now stamps ReceivedAt. Nil means time.Now.
 	Now func() time.Time
+	// Metrics, when set, counts callbacks by kind and answer.
+	Metrics *metrics.Metrics
 }
 
 // Receiver is the http.Handler of the gateway's callbacks: POST PathDLR and
 // POST PathMO. Build it with New; it is safe for concurrent use.
 type Receiver struct {
+	metrics        *metrics.Metrics
 	js             jetstream.JetStream
 	subjectDLR     string // names.CallbackDLR(), built once
 	subjectMO      string // names.CallbackMO()
@@ -98,6 +102,7 @@ func New(cfg Config, js jetstream.JetStream, names subjects.Names, log *zap.Logg
 		log = zap.NewNop()
 	}
 	rc := &Receiver{
+		metrics:        cfg.Metrics,
 		js:             js,
 		subjectDLR:     names.CallbackDLR(),
 		subjectMO:      names.CallbackMO(),
@@ -194,7 +199,16 @@ func (rc *Receiver) Stats() Stats {
 	return Stats{DLR: read(kindDLR), MO: read(kindMO)}
 }
 
-func (rc *Receiver) count(k kind, o outcome) { rc.counts[k][o].Add(1) }
+func (rc *Receiver) count(k kind, o outcome) {
+	rc.counts[k][o].Add(1)
+	rc.metrics.Callback(metrics.CallbackKind(k.String()), metricResults[o])
+}
+
+// metricResults names the outcomes as the metrics do.
+var metricResults = [numOutcomes]metrics.CallbackResult{
+	outStored: metrics.CallbackStored, outDuplicate: metrics.CallbackDuplicate, outInvalid: metrics.CallbackInvalid,
+	outUnauthorized: metrics.CallbackUnauthorized, outTooLarge: metrics.CallbackTooLarge, outUnavailable: metrics.CallbackUnavailable,
+}
 
 // Header values and bodies of the fixed answers. net/http only reads header
 // slices, so one slice serves every request.

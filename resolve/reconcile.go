@@ -17,6 +17,7 @@ import (
 	"github.com/jetsms/jetsms/events"
 	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/ledger"
+	"github.com/jetsms/jetsms/metrics"
 	"github.com/jetsms/jetsms/subjects"
 )
 
@@ -48,6 +49,8 @@ type ReconcilerConfig struct {
 	// After is how long after its acceptance a job without a final status is
 	// looked up. Default ReconcileAfterDefault.
 	After time.Duration
+	// Metrics, when set, counts reconciled jobs by result.
+	Metrics *metrics.Metrics
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -186,6 +189,7 @@ func (r *Reconciler) reconcile(ctx context.Context, ev job.Event) error {
 	}
 	if e.Status.Final() {
 		r.final.Add(1)
+		r.cfg.Metrics.Reconciled(metrics.ReconciledFinal)
 		return nil
 	}
 	now := r.cfg.Now()
@@ -203,6 +207,7 @@ func (r *Reconciler) reconcile(ctx context.Context, ev job.Event) error {
 		}
 		if st.Final() {
 			r.reported.Add(1)
+			r.cfg.Metrics.Reconciled(metrics.ReconciledReported)
 			return nil
 		}
 	}
@@ -214,6 +219,7 @@ func (r *Reconciler) reconcile(ctx context.Context, ev job.Event) error {
 	}
 	if moved {
 		r.expired.Add(1)
+		r.cfg.Metrics.Reconciled(metrics.ReconciledExpired)
 		r.log.Info("no final receipt; job ended expired", zap.String("job_id", ev.JobID),
 			zap.String("message_id", ev.MessageID), zap.Duration("after", r.cfg.After))
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/jetsms/jetsms/events"
 	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/ledger"
+	"github.com/jetsms/jetsms/metrics"
 	"github.com/jetsms/jetsms/optout"
 	"github.com/jetsms/jetsms/subjects"
 )
@@ -51,6 +52,8 @@ type Config struct {
 	Concurrency int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Metrics, when set, counts receipts, their lag and lookups that missed.
+	Metrics *metrics.Metrics
 }
 
 // Stats counts what a Resolver did.
@@ -228,6 +231,7 @@ func (r *Resolver) handle(m jetstream.Msg) {
 	}
 	if err != nil {
 		r.failed.Add(1)
+		r.cfg.Metrics.PublishFailed(metrics.PublishStatus)
 		r.log.Warn("callback not resolved; retried later", zap.String("subject", m.Subject()), zap.Error(err))
 		_ = m.NakWithDelay(r.cfg.RetryDelay)
 	}
@@ -251,6 +255,8 @@ func (r *Resolver) receipt(ctx context.Context, m jetstream.Msg) error {
 		if merr == nil && r.cfg.Now().Sub(meta.Timestamp) < r.cfg.ResolveWithin {
 			// The worker may not have recorded the message id yet.
 			r.retried.Add(1)
+			r.cfg.Metrics.LedgerLookupMissed()
+			r.cfg.Metrics.Receipt(metrics.ReceiptRetried)
 			_ = m.NakWithDelay(retryDelay(r.cfg.RetryDelay, meta.NumDelivered))
 			return nil
 		}
@@ -258,6 +264,7 @@ func (r *Resolver) receipt(ctx context.Context, m jetstream.Msg) error {
 			return err
 		}
 		r.unmatched.Add(1)
+		r.cfg.Metrics.Receipt(metrics.ReceiptUnmatched)
 		r.log.Warn("receipt for a message no job is known by; published without a job id",
 			zap.String("message_id", rc.MessageID), zap.String("status", rc.Status))
 		_ = m.Ack()
@@ -271,8 +278,11 @@ func (r *Resolver) receipt(ctx context.Context, m jetstream.Msg) error {
 	}
 	if moved {
 		r.published.Add(1)
+		r.cfg.Metrics.Receipt(metrics.ReceiptPublished)
+		r.cfg.Metrics.ObserveReceiptLag(r.cfg.Now().Sub(rc.ReceivedAt))
 	} else {
 		r.unchanged.Add(1)
+		r.cfg.Metrics.Receipt(metrics.ReceiptUnchanged)
 	}
 	_ = m.Ack()
 	return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/jetsms/jetsms/events"
 	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/ledger"
+	"github.com/jetsms/jetsms/metrics"
 )
 
 // The ambiguity policies of LaneOptions.Ambiguous: what a lane does with a job
@@ -106,6 +107,7 @@ func (w *Worker) settled(ctx context.Context, r *jobRun) bool {
 			return false
 		}
 		// Ended before; its final event is stored. Only the message is left.
+		w.cfg.Metrics.JobDone(r.job.Lane, metrics.JobDuplicateSkipped)
 		if err := r.msg.Term(); err != nil {
 			w.log.Warn("terminate ended job", zap.String("job_id", r.job.ID), zap.Error(err))
 		}
@@ -305,6 +307,7 @@ func (w *Worker) acceptedBefore(ctx context.Context, r *jobRun) {
 	}
 	w.log.Debug("job accepted before; acked without sending", zap.String("job_id", r.job.ID),
 		zap.String("message_id", r.entry.MessageID))
+	w.cfg.Metrics.JobDone(r.job.Lane, metrics.JobDuplicateSkipped)
 	if err := r.msg.Ack(); err != nil {
 		w.log.Warn("ack accepted job", zap.String("job_id", r.job.ID), zap.Error(err))
 	}

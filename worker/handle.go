@@ -18,6 +18,7 @@ import (
 	"github.com/jetsms/jetsms/events"
 	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/ledger"
+	"github.com/jetsms/jetsms/metrics"
 )
 
 // jobRun is one delivery of one job being handled.
@@ -195,8 +196,12 @@ func (w *Worker) attempt(ctx context.Context, r *jobRun) (dispatcher.Result, err
 		return dispatcher.Result{}, backoff.Permanent(err)
 	}
 	sent := time.Now()
+	w.cfg.Metrics.SubmissionStarted()
 	res, err := w.send.Send(ctx, &r.job)
-	w.sizer.observe(time.Since(sent))
+	took := time.Since(sent)
+	w.cfg.Metrics.SubmissionDone()
+	w.cfg.Metrics.ObserveGateway(gatewayOutcome(err), took)
+	w.sizer.observe(took)
 	w.reportCircuit(err)
 	w.slowDown(err)
 	if err == nil {
@@ -225,6 +230,14 @@ func (w *Worker) attempt(ctx context.Context, r *jobRun) (dispatcher.Result, err
 		w.note(ctx, r, ledger.StateQueued, err)
 	}
 	return res, backoff.Permanent(err)
+}
+
+// gatewayOutcome names a submission's outcome as the metrics do.
+func gatewayOutcome(err error) metrics.GatewayOutcome {
+	if err == nil {
+		return metrics.GatewayAccepted
+	}
+	return metrics.GatewayOutcome(dispatcher.KindOf(err).String())
 }
 
 // tokens is how many rate tokens one submission of the job takes.
@@ -418,8 +431,10 @@ func (w *Worker) accepted(ctx context.Context, r *jobRun, res dispatcher.Result)
 		// so it is not forgotten; its next delivery finds the ledger entry.
 		w.log.Error("acceptance not recorded; job left for redelivery",
 			zap.String("job_id", r.job.ID), zap.String("message_id", res.MessageID), zap.Error(err))
+		w.cfg.Metrics.PublishFailed(metrics.PublishStatus)
 		return
 	}
+	w.cfg.Metrics.JobDone(r.job.Lane, metrics.JobAccepted)
 	if err := r.msg.Ack(); err != nil {
 		w.log.Warn("ack accepted job", zap.String("job_id", r.job.ID), zap.Error(err))
 	}
@@ -457,9 +472,11 @@ func (w *Worker) end(ctx context.Context, r *jobRun, st job.Status, reason event
 	})
 	if err != nil {
 		w.log.Error("final status not stored; job released", zap.String("job_id", r.job.ID), zap.Error(err))
+		w.cfg.Metrics.PublishFailed(metrics.PublishStatus)
 		w.release(r, w.cfg.ReleaseDelayMin)
 		return
 	}
+	w.cfg.Metrics.JobDone(laneToken(r), metrics.JobOutcome(st))
 	w.log.Debug("job ended", zap.String("job_id", r.job.ID), zap.String("status", string(st)),
 		zap.String("reason", string(reason)), zap.String("error", errText))
 	if err := r.msg.Term(); err != nil {
@@ -477,12 +494,15 @@ func (w *Worker) retrying(ctx context.Context, r *jobRun, cause error) {
 	defer cancel()
 	if err := w.pub.Status(sctx, ev); err != nil {
 		w.log.Warn("retrying event not stored", zap.String("job_id", r.job.ID), zap.Error(err))
+		w.cfg.Metrics.PublishFailed(metrics.PublishStatus)
 	}
+	w.cfg.Metrics.JobDone(r.job.Lane, metrics.JobRetrying)
 }
 
 // release hands the job back to JetStream for redelivery after delay. Its attempts
 // are in the ledger.
 func (w *Worker) release(r *jobRun, delay time.Duration) {
+	w.cfg.Metrics.JobDone(laneToken(r), metrics.JobReleased)
 	var err error
 	if delay > 0 {
 		err = r.msg.NakWithDelay(delay)

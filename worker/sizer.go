@@ -17,6 +17,7 @@ import (
 type sizer struct {
 	floor, ceiling int
 	lim            Limiter
+	onChange       func(limit int)
 
 	mu      sync.Mutex
 	latency float64 // seconds, moving average; 0 until the first answer
@@ -78,8 +79,14 @@ func (s *sizer) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if old := s.cur.Swap(int64(s.size())); old < s.cur.Load() {
-				s.freed() // more room: let a waiting scheduler look again
+			next := int64(s.size())
+			if old := s.cur.Swap(next); old != next {
+				if old < next {
+					s.freed() // more room: let a waiting scheduler look again
+				}
+				if s.onChange != nil {
+					s.onChange(int(next))
+				}
 			}
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/jetsms/jetsms/events"
 	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/ledger"
+	"github.com/jetsms/jetsms/metrics"
 	"github.com/jetsms/jetsms/optout"
 	"github.com/jetsms/jetsms/ratelimit"
 	"github.com/jetsms/jetsms/subjects"
@@ -124,6 +125,8 @@ type Config struct {
 	// Destination, when its Max is set, bounds the messages to one number per
 	// window; excess jobs are delayed.
 	Destination DestinationLimit
+	// Metrics, when set, counts jobs, gateway requests and waits.
+	Metrics *metrics.Metrics
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -275,6 +278,8 @@ func New(cfg Config, js jetstream.JetStream, send Sender, limit Limiter, pub *ev
 	}
 	w.cfg.ConcurrencyMin = min(cfg.ConcurrencyMin, cfg.Concurrency)
 	w.sizer = newSizer(w.cfg.ConcurrencyMin, cfg.Concurrency, limit)
+	w.sizer.onChange = cfg.Metrics.SetConcurrencyLimit
+	cfg.Metrics.SetConcurrencyLimit(cfg.Concurrency)
 	if cfg.Destination.Max > 0 {
 		if cfg.Destination.Window <= 0 {
 			return nil, errors.New("worker: destination limit: window must be > 0")
@@ -448,10 +453,12 @@ func (w *Worker) schedule(ctx, hardCtx context.Context) {
 			<-w.slots
 			return
 		}
+		waitStart := time.Now()
 		if err := w.limit.Wait(ctx, 1); err != nil {
 			<-w.slots
 			return
 		}
+		w.cfg.Metrics.ObserveRateLimitWait(time.Since(waitStart))
 		l, m := w.pick()
 		select {
 		case l.room <- struct{}{}:

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"syscall"
@@ -120,4 +123,42 @@ func TestRun(t *testing.T) {
 		require.Less(t, time.Since(start), 30*time.Second, "did not wait out the grace period")
 		b.proc.waitLog(t, 0, "grace period over")
 	})
+}
+
+func TestMetricsAfterAKnownWorkload(t *testing.T) {
+	t.Parallel()
+	b := setupRun(t, "--sandbox.dlr_mix", "received=1", "--sandbox.dlr_delay", "10ms")
+	url := b.natsURL(t)
+	callbacks := b.proc.waitLog(t, 0, "jetsms running").str("callbacks")
+	base := strings.TrimSuffix(callbacks, "/callbacks/dlr")
+	for i := range 3 {
+		res := runJetsms(t, "send", "--to", "+64211234567", "--text", "hi", "--id", fmt.Sprintf("metered-%d", i),
+			"--wait", "--timeout", "20s", "--nats.url", url)
+		require.Equal(t, 0, res.code, res.stderr)
+	}
+	resp, err := http.Get(base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	text := string(body)
+	for _, line := range []string{
+		`jetsms_jobs_total{lane="default",outcome="accepted"} 3`,
+		`jetsms_jobs_total{lane="default",outcome="failed"} 0`,
+		`jetsms_gateway_request_duration_seconds_count{outcome="accepted"} 3`,
+		`jetsms_callbacks_total{kind="dlr",result="stored"} 6`,
+		`jetsms_receipts_total{result="published"} 6`,
+		`jetsms_receipts_total{result="unmatched"} 0`,
+		`jetsms_circuit_open 0`,
+		`jetsms_rate_per_second 50`,
+		`jetsms_lane_pending_jobs{lane="default"} 0`,
+	} {
+		require.Contains(t, text, line+"\n")
+	}
+	require.Regexp(t, `(?m)^jetsms_build_info\{version="[^"]+"\} 1$`, text)
+
+	ready, err := http.Get(base + "/readyz")
+	require.NoError(t, err)
+	ready.Body.Close()
+	require.Equal(t, http.StatusOK, ready.StatusCode)
 }

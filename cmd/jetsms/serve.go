@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -28,6 +29,7 @@ import (
 	"github.com/jetsms/jetsms/events"
 	"github.com/jetsms/jetsms/gwsim"
 	"github.com/jetsms/jetsms/ledger"
+	"github.com/jetsms/jetsms/metrics"
 	"github.com/jetsms/jetsms/optout"
 	"github.com/jetsms/jetsms/ratelimit"
 	"github.com/jetsms/jetsms/resolve"
@@ -173,9 +175,22 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 	}
 	pub := events.New(js, names)
 
+	// Metrics, served on /metrics; the backlog per lane is read from the
+	// consumers when scraped.
+	m := metrics.New()
+	m.SetBuildInfo(versionString())
+	m.InitLanes(cfg.Lanes...)
+	backlog, err := metrics.NewBacklogCollector(js, names, cfg.Lanes)
+	if err != nil {
+		return err
+	}
+	if err := m.Register(backlog); err != nil {
+		return err
+	}
+
 	// The HTTP listener: callbacks, health and readiness. It is bound now, so the
 	// simulator below knows where to send receipts, and serves once all is set.
-	receiver, err := dlr.New(dlr.Config{Username: cfg.Callbacks.Username, Password: cfg.Callbacks.Password}, js, names, log)
+	receiver, err := dlr.New(dlr.Config{Username: cfg.Callbacks.Username, Password: cfg.Callbacks.Password, Metrics: m}, js, names, log)
 	if err != nil {
 		return fmt.Errorf("callbacks: %w", err)
 	}
@@ -184,7 +199,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 		return fmt.Errorf("callbacks.listen: %w", err)
 	}
 	health := &health{nc: nc}
-	httpSrv, err := dlr.NewServer(dlr.ServerConfig{Addr: ln.Addr().String()}, routes(receiver, health), log)
+	httpSrv, err := dlr.NewServer(dlr.ServerConfig{Addr: ln.Addr().String()}, routes(receiver, health, m.Handler()), log)
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("callbacks: %w", err)
@@ -234,6 +249,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 	// HTTP server, so what those stored is resolved while they run.
 	res, err := resolve.New(resolve.Config{
 		Names: names, Ledger: led, OptOuts: optOuts, Publisher: pub, ResolveWithin: cfg.Callbacks.ResolveWithin,
+		Metrics: m,
 	}, js, log)
 	if err != nil {
 		return err
@@ -244,6 +260,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 	defer stopWithin(log, "resolver", res.Stop)
 	rec, err := resolve.NewReconciler(resolve.ReconcilerConfig{
 		Names: names, Ledger: led, Publisher: pub, Gateway: sender, After: cfg.Callbacks.ReconcileAfter,
+		Metrics: m,
 	}, js, log)
 	if err != nil {
 		return err
@@ -264,11 +281,21 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 			OnChange: func(c ratelimit.Change) {
 				log.Info("rate changed", zap.String("reason", string(c.Reason)), zap.Float64("per_second", c.PerSecond),
 					zap.Float64("ceiling", c.Ceiling), zap.Int("burst", c.Burst))
+				m.RateChanged(string(c.Reason))
+				m.SetRate(c.PerSecond)
+				m.SetRateCeiling(c.Ceiling)
+				if c.Ceiling > 0 {
+					// Each replica's ceiling is the account's rate divided among them.
+					m.SetReplicas(int(math.Round(cfg.Rate.PerSecond / c.Ceiling)))
+				}
 			},
 		})
 		if err != nil {
 			return fmt.Errorf("rate: %w", err)
 		}
+		m.SetRate(limiter.Rate())
+		m.SetRateCeiling(limiter.Ceiling())
+		m.SetReplicas(1)
 		if cfg.Rate.Shared {
 			share, err := ratelimit.NewShare(ratelimit.ShareConfig{Bucket: names.ReplicasBucket()}, js, limiter, log)
 			if err != nil {
@@ -277,6 +304,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 			if err := share.Start(setupCtx); err != nil {
 				return fmt.Errorf("rate: %w", err)
 			}
+
 			defer stopWithin(log, "rate share", share.Stop)
 		}
 		w, err = worker.New(worker.Config{
@@ -286,6 +314,8 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 			Ledger: led, OptOuts: optOuts, SubmitLease: submitLease(cfg),
 			RateInSegments: cfg.Rate.Unit == config.RateUnitSegments,
 			Destination:    worker.DestinationLimit{Max: cfg.Rate.DestinationMax, Window: cfg.Rate.DestinationWindow},
+			Metrics:        m,
+			OnCircuit:      m.SetCircuitOpen,
 		}, js, sender, limiter, pub, log)
 		if err != nil {
 			return err
@@ -352,8 +382,9 @@ func (h *health) circuitOpen() string {
 }
 
 // routes is the HTTP API of CONTRACT.md ("Gateway callbacks").
-func routes(receiver http.Handler, h *health) http.Handler {
+func routes(receiver http.Handler, h *health, metricsHandler http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metricsHandler)
 	mux.Handle(dlr.PathDLR, receiver)
 	mux.Handle(dlr.PathMO, receiver)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
