@@ -438,7 +438,7 @@ func laneOptions(cfg config.Config) map[string]worker.LaneOptions {
 
 // submitLease outlasts one gateway request with room to record its outcome.
 func submitLease(cfg config.Config) time.Duration {
-	return max(worker.SubmitLeaseDefault, 2*cfg.Gateway.Timeout+5*time.Second)
+	return 2*cfg.Gateway.Timeout + 5*time.Second
 }
 
 // connectConfig is how every command reaches NATS: url with the configured
