@@ -279,6 +279,9 @@ type Log struct {
 	// Format is auto (console on a terminal, else json), console or json.
 	// Default: LogFormatDefault.
 	Format string `yaml:"format"`
+	// Redact keeps destination numbers and message text out of the logs; jobs
+	// are named by id. Default: true.
+	Redact bool `yaml:"redact"`
 }
 
 // Default returns the default configuration. It is not valid as it is: it has no
@@ -312,7 +315,7 @@ func Default() Config {
 		},
 		Callbacks: Callbacks{Listen: CallbacksListenDefault, ResolveWithin: ResolveWithinDefault, ReconcileAfter: ReconcileAfterDefault},
 		Sandbox:   Sandbox{Listen: SandboxListenDefault, DLRDelay: DLRDelayDefault, DLRMix: DLRMixDefault},
-		Log:       Log{Level: LogLevelDefault, Format: LogFormatDefault},
+		Log:       Log{Level: LogLevelDefault, Format: LogFormatDefault, Redact: true},
 	}
 }
 

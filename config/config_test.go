@@ -102,7 +102,7 @@ func TestDefault(t *testing.T) {
 				Listen: "127.0.0.1:8090", DLRDelay: time.Second,
 				DLRMix: "received=0.97,rejected=0.01,expired=0.01,failed=0.01",
 			},
-			Log: Log{Level: "info", Format: "auto"},
+			Log: Log{Level: "info", Format: "auto", Redact: true},
 		}
 		require.Equal(t, want, Default())
 

@@ -156,6 +156,8 @@ var settings = []entry{
 		"debug, info, warn or error", oneOf("debug", "info", "warn", "error")),
 	field("log.format", "JETSMS_LOG_FORMAT", func(c *Config) *string { return &c.Log.Format }, stringC,
 		"auto (console on a terminal, else json), console or json", oneOf("auto", "console", "json")),
+	field("log.redact", "JETSMS_LOG_REDACT", func(c *Config) *bool { return &c.Log.Redact }, boolC,
+		"keep destination numbers and message text out of the logs (jobs are named by id)"),
 }
 
 // byName finds an entry of the table by its name.

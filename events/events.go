@@ -65,6 +65,9 @@ func (p *Publisher) Status(ctx context.Context, ev job.Event) error {
 		Data:    encodeEvent(&ev),
 		Header:  nats.Header{jetstream.MsgIDHeader: []string{MsgID(ev)}},
 	}
+	if ev.TraceParent != "" {
+		msg.Header[job.TraceParentHeader] = []string{ev.TraceParent}
+	}
 	if err := p.store(ctx, msg); err != nil {
 		return fmt.Errorf("publish %s event of job %s: %w", ev.Status, ev.JobID, err)
 	}

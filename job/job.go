@@ -27,6 +27,9 @@ type Job struct {
 	Campaign string   `json:"-"`
 	Segments int      `json:"-"`
 	Encoding Encoding `json:"-"`
+	// TraceParent is the W3C trace context the producer sent in the job's
+	// traceparent header; it goes on to the gateway request and every event.
+	TraceParent string `json:"-"`
 }
 
 // Encoding is the character set an SMS is sent in, which decides how many
@@ -86,6 +89,8 @@ type Event struct {
 	Segments      int               `json:"segments"`
 	DuplicateRisk bool              `json:"duplicate_risk"`
 	At            time.Time         `json:"at"`
+	// TraceParent travels as the event message's traceparent header.
+	TraceParent string `json:"-"`
 }
 
 // Event returns an event in status st carrying j's identity, destination,
@@ -102,5 +107,9 @@ func (j *Job) Event(st Status, at time.Time) Event {
 		Metadata:    j.Metadata,
 		Segments:    j.Segments,
 		At:          at.UTC(),
+		TraceParent: j.TraceParent,
 	}
 }
+
+// TraceParentHeader is the W3C trace-context header a job may carry.
+const TraceParentHeader = "traceparent"

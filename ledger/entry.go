@@ -52,10 +52,12 @@ type Entry struct {
 	Since time.Time `json:"since,omitzero"`
 	// Replay is the dead-letter replay this life of the job came from ("" for
 	// the first).
-	Replay  string    `json:"replay,omitempty"`
-	Created time.Time `json:"created"`
-	Updated time.Time `json:"updated"`
-	History []Change  `json:"history"`
+	Replay string `json:"replay,omitempty"`
+	// TraceParent is the job's trace context, carried onto receipt events.
+	TraceParent string    `json:"traceparent,omitempty"`
+	Created     time.Time `json:"created"`
+	Updated     time.Time `json:"updated"`
+	History     []Change  `json:"history"`
 }
 
 // Change is one status change in an entry's history.
@@ -78,6 +80,7 @@ func FromJob(j *job.Job, now time.Time) *Entry {
 		Reference:   j.Reference,
 		Metadata:    j.Metadata,
 		Segments:    j.Segments,
+		TraceParent: j.TraceParent,
 		Status:      StateQueued,
 		Created:     now,
 		Updated:     now,
@@ -165,5 +168,6 @@ func (e *Entry) Event(st job.Status, at time.Time) job.Event {
 		Segments:      e.Segments,
 		DuplicateRisk: e.DuplicateRisk,
 		At:            at.UTC(),
+		TraceParent:   e.TraceParent,
 	}
 }

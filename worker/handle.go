@@ -100,6 +100,7 @@ func (w *Worker) decode(r *jobRun) error {
 	d := job.Decoder{MaxSegments: w.cfg.MaxSegments, Now: func() time.Time { return published }}
 	j, err := d.Decode(r.msg.Data())
 	j.Lane, j.Campaign = lane, campaign
+	j.TraceParent = r.msg.Headers().Get(job.TraceParentHeader)
 	if j.ID == "" {
 		j.ID = fallbackID(r)
 		if idErr := job.CheckID(j.ID); idErr != nil {
@@ -200,6 +201,14 @@ func (w *Worker) attempt(ctx context.Context, r *jobRun) (dispatcher.Result, err
 	res, err := w.send.Send(ctx, &r.job)
 	took := time.Since(sent)
 	w.cfg.Metrics.SubmissionDone()
+	if ce := w.log.Check(zap.DebugLevel, "gateway answered"); ce != nil {
+		fields := []zap.Field{zap.String("job_id", r.job.ID), zap.String("outcome", string(gatewayOutcome(err))),
+			zap.Duration("took", took), zap.Int("attempt", r.attempts)}
+		if r.job.TraceParent != "" {
+			fields = append(fields, zap.String("traceparent", r.job.TraceParent))
+		}
+		ce.Write(fields...)
+	}
 	w.cfg.Metrics.ObserveGateway(gatewayOutcome(err), took)
 	w.sizer.observe(took)
 	w.reportCircuit(err)
@@ -477,8 +486,12 @@ func (w *Worker) end(ctx context.Context, r *jobRun, st job.Status, reason event
 		return
 	}
 	w.cfg.Metrics.JobDone(laneToken(r), metrics.JobOutcome(st))
-	w.log.Debug("job ended", zap.String("job_id", r.job.ID), zap.String("status", string(st)),
-		zap.String("reason", string(reason)), zap.String("error", errText))
+	fields := []zap.Field{zap.String("job_id", r.job.ID), zap.String("status", string(st)), zap.String("reason", string(reason))}
+	if w.cfg.LogDetails {
+		// The error may quote the job's destination or content.
+		fields = append(fields, zap.String("error", errText))
+	}
+	w.log.Debug("job ended", fields...)
 	if err := r.msg.Term(); err != nil {
 		w.log.Warn("terminate ended job", zap.String("job_id", r.job.ID), zap.Error(err))
 	}

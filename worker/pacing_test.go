@@ -134,3 +134,21 @@ func TestPacing(t *testing.T) {
 		require.GreaterOrEqual(t, w.ConcurrencyLimit(), worker.ConcurrencyMinDefault)
 	})
 }
+
+func TestTraceContextReachesEveryEvent(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	b.sim.Inject(gwsim.Fault503)
+	b.publishWith(t, "default", validJob("traced"), "traced", map[string]string{"traceparent": tp})
+	b.waitStatus(t, "traced", job.StatusAccepted)
+	n := 0
+	for _, m := range b.status.Msgs() {
+		if strings.Contains(string(m.Data), `"job_id":"traced"`) {
+			n++
+			require.Equal(t, tp, m.Header.Get("traceparent"), "event on %s", m.Subject)
+		}
+	}
+	require.Equal(t, 2, n, "retrying and accepted")
+	require.Equal(t, tp, b.entry(t, "traced").TraceParent, "kept for receipt events")
+}

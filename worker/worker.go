@@ -127,6 +127,9 @@ type Config struct {
 	Destination DestinationLimit
 	// Metrics, when set, counts jobs, gateway requests and waits.
 	Metrics *metrics.Metrics
+	// LogDetails lets log lines carry error texts, which may quote a job's
+	// destination or content (log.redact: false). Off, logs name jobs by id only.
+	LogDetails bool
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }

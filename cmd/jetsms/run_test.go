@@ -136,24 +136,32 @@ func TestMetricsAfterAKnownWorkload(t *testing.T) {
 			"--wait", "--timeout", "20s", "--nats.url", url)
 		require.Equal(t, 0, res.code, res.stderr)
 	}
-	resp, err := http.Get(base + "/metrics")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	text := string(body)
+	scrape := func() string {
+		resp, err := http.Get(base + "/metrics")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return string(body)
+	}
+	// The counters move just after the events are stored, and have no event of
+	// their own to await.
+	var text string
+	require.Eventually(t, func() bool {
+		text = scrape()
+		return strings.Contains(text, "jetsms_receipts_total{result=\"published\"} 6\n")
+	}, 10*time.Second, 20*time.Millisecond, "six receipts published")
 	for _, line := range []string{
 		`jetsms_jobs_total{lane="default",outcome="accepted"} 3`,
 		`jetsms_jobs_total{lane="default",outcome="failed"} 0`,
 		`jetsms_gateway_request_duration_seconds_count{outcome="accepted"} 3`,
 		`jetsms_callbacks_total{kind="dlr",result="stored"} 6`,
-		`jetsms_receipts_total{result="published"} 6`,
 		`jetsms_receipts_total{result="unmatched"} 0`,
 		`jetsms_circuit_open 0`,
 		`jetsms_rate_per_second 50`,
 		`jetsms_lane_pending_jobs{lane="default"} 0`,
 	} {
-		require.Contains(t, text, line+"\n")
+		require.True(t, strings.Contains(text, line+"\n"), "no line %s", line)
 	}
 	require.Regexp(t, `(?m)^jetsms_build_info\{version="[^"]+"\} 1$`, text)
 

@@ -316,6 +316,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 			Destination:    worker.DestinationLimit{Max: cfg.Rate.DestinationMax, Window: cfg.Rate.DestinationWindow},
 			Metrics:        m,
 			OnCircuit:      m.SetCircuitOpen,
+			LogDetails:     !cfg.Log.Redact,
 		}, js, sender, limiter, pub, log)
 		if err != nil {
 			return err
