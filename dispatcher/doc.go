@@ -2,10 +2,14 @@
 // worker must act on.
 //
 // [RESTv2] speaks the Modica Mobile Gateway REST v2 API (POST /messages,
-// GET /messages?id=, GET /healthz). It submits a job exactly once per call and never
-// retries: the worker owns retries, and needs to know precisely what happened to
-// decide whether a retry is safe. Every failed submission is an [*Error] whose
-// [Kind] is one of four outcomes the worker maps to an action:
+// GET /messages?id=, GET /healthz); [RESTv1] speaks the older REST v1 API (POST
+// /messages, POST /messages/broadcast, GET /messages/{id}) that existing
+// integrations still use. Both have Send(ctx, *job.Job) (Result, error) for the
+// worker and Get(ctx, id) (Message, error) for reconciliation. Each submits a job
+// exactly once per call and never retries: the worker owns retries, and needs to
+// know precisely what happened to decide whether a retry is safe. Every failed
+// submission is an [*Error] whose [Kind] is one of four outcomes the worker maps
+// to an action:
 //
 //   - [KindRejected]: the gateway refused the message and would refuse it again
 //     (validation error, 422, other 4xx). Terminate the job.
@@ -35,9 +39,11 @@
 //     WroteRequest, including WroteRequest's error). The judgement errs one way
 //     only: a request that might have been complete at the gateway is KindUnknown,
 //     never KindRetryable.
-//   - Every job carries a reference: the job's Reference, or its ID when
-//     Reference is empty, so delivery receipts and replies can always be matched
-//     to the job.
+//   - Every job sent alone carries a reference: the job's Reference, or its ID
+//     when Reference is empty, so delivery receipts and replies can always be
+//     matched to the job. A REST v1 broadcast carries its jobs' common Reference
+//     only (one reference serves all its messages); its receipts match by
+//     message id.
 //   - Each submission is bounded by [Config.Timeout] from the moment Send is
 //     called until the answer has been read, including waiting for a free
 //     connection when [Config.MaxConns] are busy.
@@ -72,6 +78,30 @@
 // context ending) they are KindRetryable; after it (timeout, reset, EOF) they are
 // KindUnknown. When the caller's context ends, Error.Err is ctx.Err(), so a
 // shutdown reads as context.Canceled rather than as a gateway fault.
+//
+// # REST v1
+//
+// [RESTv1] classifies failures with the same code as RESTv2: the same kinds, the
+// same codes, both error bodies. What differs is success and ids. A submission
+// succeeds with 201 Created (any 2xx, defensively) and an integer id, read from
+// the body bare (12345) or in brackets ([12345]), as the REST v1 page shows both,
+// or else from the last path segment of the Location header; a 2xx with none of
+// these is KindUnknown. Ids are positive int64s, handed out and taken in decimal.
+// Every request carries Accept: application/vnd.modica.gateway.v1+json.
+//
+// [RESTv1.Broadcast] sends one content to many destinations in one request. The
+// jobs must agree on everything but destination (see its documentation); one
+// reference, their common Reference, goes for all. A failure of the whole request
+// is one *Error for every job, classified as above, with [ErrBroadcastLimit]
+// matching the gateway's broadcast_limit so the caller can split the batch. A 201
+// carries one result per destination, which may mix success and failure: each
+// job gets its own [BroadcastResult], a "failure" result being KindRejected with
+// Code [CodeBroadcastFailure], and a job the answer says nothing about
+// KindUnknown.
+//
+// REST v1 has no health endpoint: [RESTv1.Health] asks for message 0, which
+// checks reachability and credentials (404 is healthy). Its GET answer documents
+// no status, so [Message].Status is empty under v1 unless the gateway sends one.
 //
 // The package does not log: it returns what happened once, and the worker decides
 // whether to log it. A TLS failure (code "tls") is retryable but usually means a

@@ -55,12 +55,16 @@ func (k Kind) String() string {
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
 
-// Gateway error codes of the REST v2 API, as found in Error.Code.
+// Gateway error codes of the REST v2 and v1 APIs, as found in Error.Code.
 const (
 	CodeSendFailed    = "send_failed"    // the gateway could not queue the message: retryable
 	CodeInvalidJSON   = "invalid_json"   // the request body was not valid JSON: rejected
 	CodeMissingAttrib = "missing_attrib" // a required attribute was missing: rejected
 	CodeInvalidAttrib = "invalid_attrib" // an attribute had an invalid value: rejected
+	// CodeBroadcastLimit (REST v1) means a broadcast named more destinations
+	// than the gateway takes at once: rejected, and matched by
+	// ErrBroadcastLimit. Split the batch and broadcast the parts.
+	CodeBroadcastLimit = "broadcast_limit"
 )
 
 // Codes this package sets itself, as found in Error.Code. A response without a
@@ -70,6 +74,7 @@ const (
 	CodeUnauthorized      = "unauthorized"       // 401
 	CodeForbidden         = "forbidden"          // 403
 	CodeInvalidResponse   = "invalid_response"   // a 2xx without a readable message id
+	CodeBroadcastFailure  = "broadcast_failure"  // a REST v1 broadcast's "failure" result for one destination
 	CodeTimeout           = "timeout"            // no answer in time (ours, the transport's or the caller's deadline)
 	CodeCancelled         = "cancelled"          // the caller's context was cancelled
 	CodeConnectionRefused = "connection_refused" // nothing listens at the gateway's address
@@ -145,8 +150,12 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Is reports whether target is the sentinel of e's Kind (ErrRejected,
-// ErrRetryable, ErrUnknownOutcome or ErrUnauthorized).
+// ErrRetryable, ErrUnknownOutcome or ErrUnauthorized), or ErrBroadcastLimit
+// when e's Code is CodeBroadcastLimit.
 func (e *Error) Is(target error) bool {
+	if target == ErrBroadcastLimit {
+		return e.Code == CodeBroadcastLimit
+	}
 	s, ok := target.(*kindSentinel)
 	return ok && s.kind == e.Kind
 }
@@ -173,6 +182,12 @@ var (
 
 	// ErrNotFound is returned (wrapped) by Get when the gateway answers 404.
 	ErrNotFound = errors.New("dispatcher: message not found")
+
+	// ErrBroadcastLimit matches the *Error of a REST v1 broadcast that named
+	// more destinations than the gateway takes at once (Code
+	// CodeBroadcastLimit, KindRejected). None of the jobs was sent: split
+	// them and broadcast each part.
+	ErrBroadcastLimit = errors.New("dispatcher: too many destinations for one broadcast")
 )
 
 // KindOf returns the Kind of the first *Error in err's chain, or 0 when there is

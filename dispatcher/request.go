@@ -13,7 +13,8 @@ import (
 // documentation shows them. Fractions of a second are dropped.
 const scheduleLayout = time.RFC3339
 
-// appendMessage appends the REST v2 POST /messages body for j to b.
+// appendMessage appends the POST /messages body for j to b. REST v2 and REST
+// v1 take the same body.
 //
 // It is written by hand rather than with encoding/json because it runs once per
 // submission on the hot path: this costs one allocation (the body) and no
@@ -26,13 +27,36 @@ const scheduleLayout = time.RFC3339
 func appendMessage(b []byte, j *job.Job) []byte {
 	b = append(b, `{"destination":`...)
 	b = jsonw.AppendString(b, j.Destination)
-	b = append(b, `,"content":`...)
-	b = jsonw.AppendString(b, j.Content)
-	b = appendField(b, `,"source":`, j.Source)
 	ref := j.Reference
 	if ref == "" {
 		ref = j.ID
 	}
+	return appendAttributes(b, j, ref)
+}
+
+// appendBroadcast appends the REST v1 POST /messages/broadcast body for jobs to
+// b: every job's destination, in order, and the content and options of the
+// first job, which checkBroadcast has found equal to the others'. The reference
+// is the jobs' common Reference and is left out when that is empty: one
+// broadcast carries one reference, so the job ids cannot stand in for it.
+func appendBroadcast(b []byte, jobs []*job.Job) []byte {
+	b = append(b, `{"destination":[`...)
+	for i, j := range jobs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = jsonw.AppendString(b, j.Destination)
+	}
+	b = append(b, ']')
+	return appendAttributes(b, jobs[0], jobs[0].Reference)
+}
+
+// appendAttributes appends the attributes after destination, with ref as the
+// reference, and closes the object.
+func appendAttributes(b []byte, j *job.Job, ref string) []byte {
+	b = append(b, `,"content":`...)
+	b = jsonw.AppendString(b, j.Content)
+	b = appendField(b, `,"source":`, j.Source)
 	b = appendField(b, `,"reference":`, ref)
 	b = appendField(b, `,"class":`, j.Class)
 	b = appendField(b, `,"mask":`, j.Mask)
@@ -48,12 +72,24 @@ func appendMessage(b []byte, j *job.Job) []byte {
 // messageSize returns a capacity that holds j's body without growing in the
 // common case (no escaping).
 func messageSize(j *job.Job) int {
-	n := 160 + len(j.Destination) + len(j.Content) + len(j.Source) + len(j.Class) + len(j.Mask)
-	if j.Reference != "" {
-		n += len(j.Reference)
-	} else {
+	n := attributesSize(j) + len(j.Destination)
+	if j.Reference == "" {
 		n += len(j.ID)
 	}
+	return n
+}
+
+// broadcastSize is messageSize for the broadcast of jobs.
+func broadcastSize(jobs []*job.Job) int {
+	n := attributesSize(jobs[0])
+	for _, j := range jobs {
+		n += len(j.Destination) + 3 // quotes and comma
+	}
+	return n
+}
+
+func attributesSize(j *job.Job) int {
+	n := 160 + len(j.Content) + len(j.Source) + len(j.Class) + len(j.Mask) + len(j.Reference)
 	if j.Scheduled != nil {
 		n += 40
 	}

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"github.com/google/uuid"
 )
 
 // Errors of callbacks: SendMO returns them wrapped, and a dropped receipt is
@@ -74,7 +73,7 @@ type callback struct {
 	mo bool
 	// DLR: the message, its drawn final status ("" for none) and the receipt
 	// being delivered, from 0 to steps-1.
-	id        uuid.UUID
+	id        key
 	reference string
 	detail    string
 	final     string
@@ -203,7 +202,7 @@ func (c *callbacks) close() {
 
 // accepted schedules the receipts of a message just accepted, or counts them
 // dropped when the queue is full or the simulator closed.
-func (c *callbacks) accepted(id uuid.UUID, m *Message) {
+func (c *callbacks) accepted(id key, m *Message) {
 	if c.dlr == nil {
 		return
 	}
@@ -531,8 +530,20 @@ type receipt struct {
 	Reference string `json:"reference,omitempty"`
 }
 
+// receiptV1 is the REST v1 DLR callback body: the id an integer, no detail.
+type receiptV1 struct {
+	MessageID int64  `json:"message_id"`
+	Status    string `json:"status"`
+	Reference string `json:"reference,omitempty"`
+}
+
 func (c *callbacks) receiptBody(cb *callback, status string) []byte {
-	// Marshalling strings cannot fail; invalid UTF-8 comes out as U+FFFD.
+	// Marshalling strings and integers cannot fail; invalid UTF-8 comes out as
+	// U+FFFD.
+	if c.sim.v1 {
+		body, _ := json.Marshal(receiptV1{MessageID: cb.id.num, Status: status, Reference: cb.reference})
+		return body
+	}
 	body, _ := json.Marshal(receipt{
 		MessageID: cb.id.String(),
 		Status:    status,

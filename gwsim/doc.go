@@ -1,4 +1,4 @@
-// Package gwsim is a stand-in for the Modica REST v2 gateway: the default run, the tests and the benchmarks send to it.
+// Package gwsim is a stand-in for the Modica gateway, REST v2 or REST v1: the default run, the tests and the benchmarks send to it.
 //
 // Besides answering requests it calls back, as the gateway does: delivery receipts
 // (DLRs) for every accepted message when Config.DLRURL is set, and inbound messages
@@ -19,7 +19,8 @@
 // Following gateway-docs/rest-v2.txt and rest-v2-openapi.txt:
 //
 //   - POST /messages with a JSON body and HTTP Basic credentials; 401 for missing or
-//     wrong credentials when Config sets them.
+//     wrong credentials when Config sets them (SetCredentials changes them while
+//     the simulator runs).
 //   - Validation with the gateway's codes and both forms of "error-desc": a body that
 //     is not a JSON object is 400 invalid_json (desc a string); a missing or empty
 //     destination or content is 400 missing_attrib (desc an array); an attribute of
@@ -51,11 +52,49 @@
 //     no answer within Config.CallbackTimeout — are retried, as the gateway calls
 //     again.
 //
+// # REST v1
+//
+// With Config.API set to APIv1 the simulator speaks REST v1 instead
+// (gateway-docs/rest-v1.txt), at the server root and under BasePathV1, so a base
+// URL of http://127.0.0.1:PORT/rest/gateway works. One simulator speaks one API,
+// as a gateway application is set up for one; run two to serve both. Credentials,
+// faults (Inject and Config.Faults), latency, validation and its error bodies,
+// OnAccept, Stats, Keep and callbacks work as under REST v2, with these
+// differences:
+//
+//   - Ids are positive integers, counting up from the time New ran in
+//     microseconds, so that a restarted simulator does not reuse recent ones.
+//     Message.ID and SendMO's id hold them in decimal.
+//   - POST /messages answers 201 Created with a Location header
+//     (<scheme>://<host><path>/<id>) and, as Config.V1IDForm says, the id in
+//     brackets ([12345], the default), bare (12345) or no body at all.
+//   - POST /messages/broadcast takes the same body with "destination" an array.
+//     The whole request is refused, as a POST /messages would be, for bad JSON,
+//     an attribute of the wrong type (a destination that is not an array of
+//     strings included), a missing or empty destination array or content, an
+//     invalid sms_class, expires or scheduled; and with 400 broadcast_limit (desc
+//     an array) for more than Config.BroadcastLimit destinations. Otherwise each
+//     destination in international format is accepted as a message of its own
+//     (one OnAccept call, one id, its own receipts; a destination given twice is
+//     sent twice) and each other one gets a failure entry, in one 201 answer with
+//     an entry per destination in order: {"status":"success","message":null,
+//     "destination":..,"id":<int>} or {"status":"failure","message":"Invalid
+//     destination (X)","destination":"X","id":null}. A fault takes the whole
+//     request, as for a POST /messages; an accept-then fault accepts every valid
+//     destination first.
+//   - GET /messages/{id} answers 200 with "id" (a string, as the page types it),
+//     source, destination, content and (when set) reference, and a Location
+//     header; no status, as the page lists none. 404 for an unknown or dropped id
+//     and for one that is not a positive integer. There is no GET /healthz.
+//   - Receipts are {"message_id":<int>,"status","reference"?}, without detail;
+//     MOs have an integer "id", and their "reply_to", when given, must be a REST v1
+//     id and is sent as a string, as the page shows it.
+//
 // # Sending an MO by hand
 //
 // POST /sim/mo takes the MO callback's JSON without "id" ("source", "destination",
 // "content", and optionally "reply_to", "reference", "operator", "encoding"), with
-// the simulator's credentials, and answers 200 {"id":"<uuid>"} once the receiver at
+// the simulator's credentials, and answers 200 {"id":"<id>"} once the receiver at
 // Config.MOURL has answered 2xx:
 //
 //	curl -u app:pw -d '{"source":"+64211234567","destination":"2021","content":"STOP"}' \
@@ -69,15 +108,19 @@
 // # What it does not simulate
 //
 //   - HTTPS and the redirect from plain HTTP (serve it with httptest.NewTLSServer
-//     for TLS), IP allow-lists, REST v1, GET /openapi.yaml.
+//     for TLS), IP allow-lists, GET /openapi.yaml, both APIs from one simulator,
+//     and the Accept header that selects REST v1 (the simulator speaks the API it
+//     was configured for whatever the header says).
 //   - Delivery itself: receipts follow Config, not the destination, the content,
 //     scheduled or expires (a scheduled message gets its receipts as soon as one
 //     sent now would). The "detail" of a receipt is the destination, as in the 202
 //     answer; the documents do not say what the gateway puts there. Without
 //     Config.DLRURL no receipts are sent and the status stays "accepted" for good.
 //     Source numbers are not assigned: GET shows the source as sent.
-//   - The OpenAPI page's DLR shape {"id","status","detail"}, REST v1 callbacks, and
-//     the real gateway's retry schedule, which the documents do not give.
+//   - The OpenAPI page's DLR shape {"id","status","detail"}, and the real gateway's
+//     retry schedule, which the documents do not give.
+//   - The real gateway's REST v1 broadcast limit, and which other destinations it
+//     answers with a failure entry rather than accepts; neither is documented.
 //   - Limits the documents do not state: content length and segments are not
 //     checked, expires is not compared with scheduled, and per-account rate limits
 //     exist only as random or injected 429s. Bodies over MaxBodyBytes get 413.
@@ -90,12 +133,13 @@
 //
 //   - A message is accepted — stored for GET, passed to OnAccept, counted in
 //     Stats.Accepted — before the latency is waited out and before it is answered.
-//     By the time a client reads a 202, OnAccept has returned.
+//     By the time a client reads a 202 (REST v1: 201), OnAccept has returned.
 //   - A faulted request is never accepted, except under FaultAcceptThenReset and
 //     FaultAcceptThenHang, which accept and then give no answer: the unknown-outcome
 //     case. Timeout and reset faults are decided before acceptance.
-//   - Injected faults apply to the next POST /messages requests in order, whatever
-//     those requests hold, before any draw from the random mix.
+//   - Injected faults apply to the next POST /messages (and POST
+//     /messages/broadcast) requests in order, whatever those requests hold, before
+//     any draw from the random mix.
 //   - Memory is bounded: at most Config.Keep messages are kept; the oldest is
 //     dropped first. At most Config.CallbackQueue callbacks are pending (a message
 //     with receipts still to come counts one); a message accepted while the queue
@@ -112,7 +156,7 @@
 //     and Config.DLRDuplicate sends each one twice in a row, to test receivers
 //     against both. Receipts of different messages have no order among them. The
 //     first receipt is scheduled after OnAccept returns, and may reach the
-//     receiver before the client reads its 202.
+//     receiver before the client reads its 202 (or 201).
 //   - A message's status (GET /messages, Message) becomes each receipt's status
 //     as its first attempt starts, whether or not the receiver takes it, except
 //     that a final status (received, rejected, failed, dead, expired) is never

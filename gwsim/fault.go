@@ -12,9 +12,10 @@ import (
 // ErrInvalidMix is wrapped by every error of ParseMix and Mix.Validate.
 var ErrInvalidMix = errors.New("gwsim: invalid fault mix")
 
-// Fault is one way a POST /messages request can go wrong. Inject queues faults for
-// the next requests; Mix draws them at random. Each constant's comment says what the
-// client sees and whether the message is accepted.
+// Fault is one way a POST /messages (or REST v1 POST /messages/broadcast) request
+// can go wrong. Inject queues faults for the next requests; Mix draws them at
+// random. Each constant's comment says what the client sees and whether the
+// message is accepted.
 type Fault int
 
 // The faults. Unless a comment says otherwise, a faulted message is not accepted: it

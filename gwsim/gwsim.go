@@ -11,13 +11,24 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Defaults and fixed limits of the simulator.
 const (
-	// BasePath is the path prefix of the real gateway's base URL. The simulator
-	// serves its routes both at the server root and under this prefix.
+	// BasePath is the path prefix of the real gateway's REST v2 base URL. The
+	// simulator serves its REST v2 routes both at the server root and under
+	// this prefix.
 	BasePath = "/rest/sms/v2"
+	// BasePathV1 is the path prefix of the real gateway's REST v1 base URL. With
+	// Config.API APIv1 the simulator serves its routes both at the server root
+	// and under this prefix.
+	BasePathV1 = "/rest/gateway"
+	// BroadcastLimitDefault is the most destinations POST /messages/broadcast
+	// takes when Config.BroadcastLimit is zero. The documents do not give the
+	// real gateway's limit.
+	BroadcastLimitDefault = 1000
 	// RetryAfterDefault is the Retry-After of 429 and 503 answers when
 	// Config.RetryAfter is zero.
 	RetryAfterDefault = time.Second
@@ -59,22 +70,73 @@ const (
 	CallbackBackoffMaxDefault = 10 * time.Second
 )
 
+// The APIs the simulator speaks, for Config.API.
+const (
+	// APIv2 is REST v2, the default: UUID ids, 202 Accepted.
+	APIv2 = "v2"
+	// APIv1 is REST v1: integer ids, 201 Created, POST /messages/broadcast.
+	APIv1 = "v1"
+)
+
+// IDForm is how a REST v1 201 answer to POST /messages carries the new
+// message's id. The REST v1 page shows the body both ways; the Location header
+// is sent with every form.
+type IDForm int
+
+// The id forms of a REST v1 201 answer.
+const (
+	// IDBracketed sends the id in brackets, [12345], as the page's "On success"
+	// shows it. It is the zero IDForm.
+	IDBracketed IDForm = iota
+	// IDBare sends the id alone, 12345.
+	IDBare
+	// IDLocationOnly sends no body: the id is only in the Location header.
+	IDLocationOnly
+
+	numIDForms // keep last
+)
+
+var idFormNames = [numIDForms]string{IDBracketed: "bracketed", IDBare: "bare", IDLocationOnly: "location"}
+
+// String returns "bracketed", "bare" or "location", or IDForm(n) for other
+// values.
+func (f IDForm) String() string {
+	if f >= 0 && f < numIDForms {
+		return idFormNames[f]
+	}
+	return "IDForm(" + strconv.Itoa(int(f)) + ")"
+}
+
 // ErrInvalidConfig is wrapped by every error New returns.
 var ErrInvalidConfig = errors.New("gwsim: invalid config")
 
-// Config sets up a Simulator. The zero Config is a gateway without authentication,
-// latency or faults.
+// Config sets up a Simulator. The zero Config is a REST v2 gateway without
+// authentication, latency or faults.
 type Config struct {
+	// API is the API the simulator speaks: APIv2 (also when empty) or APIv1.
+	// One simulator speaks one API, as one gateway application is set up for
+	// one; run two simulators to serve both.
+	API string
+	// V1IDForm is how a REST v1 201 answer carries the id; the zero value is
+	// IDBracketed. Ignored under REST v2.
+	V1IDForm IDForm
+	// BroadcastLimit is the most destinations one REST v1 broadcast may name;
+	// more are answered 400 broadcast_limit. Zero means BroadcastLimitDefault;
+	// must be >= 0. Ignored under REST v2.
+	BroadcastLimit int
+
 	// Username and Password are the HTTP Basic credentials every request except
 	// GET /healthz must carry. When both are empty no credentials are checked.
 	Username, Password string
-	// Latency is added before answering each POST /messages request (not to
-	// timeout and reset faults, which have their own timing). Must be >= 0.
+	// Latency is added before answering each POST /messages (and, under REST
+	// v1, POST /messages/broadcast) request (not to timeout and reset faults,
+	// which have their own timing). Must be >= 0.
 	Latency time.Duration
 	// Jitter adds a uniformly random extra latency in [0, Jitter). Must be >= 0.
 	Jitter time.Duration
-	// Faults is the random fault mix, drawn once per POST /messages request that
-	// has no injected fault queued. Must pass Mix.Validate.
+	// Faults is the random fault mix, drawn once per POST /messages or POST
+	// /messages/broadcast request that has no injected fault queued. Must pass
+	// Mix.Validate.
 	Faults Mix
 	// RetryAfter is sent with 429 and 503 answers in whole seconds, rounded up and
 	// at least 1. Zero means RetryAfterDefault; must be >= 0.
@@ -83,8 +145,9 @@ type Config struct {
 	// connection unanswered; the hold ends earlier when the client goes away or
 	// Close is called. Zero means HangForDefault; must be >= 0.
 	HangFor time.Duration
-	// Keep is how many accepted messages are kept for GET /messages?id=, oldest
-	// dropped first. Zero means KeepDefault; below zero keeps none.
+	// Keep is how many accepted messages are kept for GET /messages?id= (REST
+	// v1: GET /messages/{id}), oldest dropped first. Zero means KeepDefault;
+	// below zero keeps none.
 	Keep int
 	// Now is the clock used for scheduled-time checks and Message.At. Nil means
 	// time.Now. Callbacks keep real time whatever it is.
@@ -154,7 +217,7 @@ type Config struct {
 // Message is an accepted message as the simulator keeps it. SMSClass, Scheduled and
 // Expires are shared by every copy handed out and must be treated as read-only.
 type Message struct {
-	ID          string     // UUID the gateway answered with
+	ID          string     // the id the gateway answered with: a UUID, or (REST v1) a decimal integer
 	Source      string     // as sent; "" when absent
 	Destination string     // as sent, international format
 	Content     string     // as sent
@@ -176,20 +239,26 @@ type Message struct {
 // in Requests and in at most one of Accepted, Rejected, Unauthorized or a fault of
 // Faults — except the accept-then faults, which count in both Accepted and Faults.
 // A request whose body could not be read (the client went away) counts in Requests
-// only.
+// only. A REST v1 POST /messages/broadcast request counts in Requests and
+// Broadcasts, and like a POST /messages in at most one of Rejected, Unauthorized or
+// a fault; when it is answered 201 (or an accept-then fault takes it), each
+// destination counts one in Accepted or in BroadcastFailures.
 //
 // Every receipt scheduled counts in ReceiptsPending until it counts in
 // ReceiptsDelivered or ReceiptsDropped; each copy under Config.DLRDuplicate is a
 // receipt of its own. Every MO that SendMO validated ends in MODelivered or
 // MODropped, unless it is still being attempted.
 type Stats struct {
-	Requests     int64           // POST /messages requests received
-	Accepted     int64           // messages accepted (202, or an accept-then fault)
+	Requests     int64           // POST /messages and /messages/broadcast requests received
+	Accepted     int64           // messages accepted (202 or 201, or an accept-then fault)
 	Rejected     int64           // 400, 413 and 422 answers to invalid requests
 	Unauthorized int64           // 401 answers to missing or wrong credentials
 	Faults       map[Fault]int64 // faults that took effect, by kind; zero kinds absent
 	Lookups      int64           // GET /messages requests, whatever the answer
 	Held         int64           // requests being held by a hang fault right now
+
+	Broadcasts        int64 // POST /messages/broadcast requests received (REST v1)
+	BroadcastFailures int64 // broadcast destinations answered with a "failure" result
 
 	ReceiptsDelivered int64 // receipts the receiver answered 2xx
 	ReceiptsRetried   int64 // receipt attempts after the first of each receipt
@@ -200,12 +269,15 @@ type Stats struct {
 	MODropped         int64 // MOs not delivered: given up, queue full, Close, or the caller left
 }
 
-// Simulator is an http.Handler that behaves like the REST v2 gateway. Build it with
-// New; it is safe for concurrent use.
+// Simulator is an http.Handler that behaves like the REST v2 gateway, or the REST
+// v1 one (Config.API). Build it with New; it is safe for concurrent use.
 type Simulator struct {
-	authHeader string // "Basic <base64>", "" when no credentials are checked
-	username   string
-	password   string
+	v1             bool   // speaks REST v1
+	idForm         IDForm // of REST v1 201 answers
+	broadcastLimit int
+	lastID         atomic.Int64 // REST v1: the last integer id handed out
+
+	creds      atomic.Pointer[credentials] // what requests must carry; SetCredentials swaps it
 	latency    time.Duration
 	jitter     time.Duration
 	hangFor    time.Duration
@@ -232,6 +304,9 @@ type Simulator struct {
 	held         atomic.Int64
 	faults       [numFaults]atomic.Int64
 
+	broadcasts        atomic.Int64
+	broadcastFailures atomic.Int64
+
 	hooks *testHooks // nil outside tests
 }
 
@@ -246,9 +321,12 @@ type testHooks struct {
 }
 
 // New returns a simulator for cfg. It returns an error wrapping ErrInvalidConfig that
-// names the field and the rule when a duration or count is negative, a mix is
-// invalid, a callback URL is not an http or https URL, or DLRInterim holds a status
-// the DLR tables do not list.
+// names the field and the rule when API is not an API, V1IDForm not an IDForm, a
+// duration or count is negative, a mix is invalid, a callback URL is not an http or
+// https URL, or DLRInterim holds a status the DLR tables do not list.
+//
+// Under REST v1, integer ids count up from the time New runs in microseconds since
+// 1970, so that a restarted simulator does not hand out recent ids again.
 //
 // When DLRURL or MOURL is set, New starts the callback goroutines; Close stops
 // them.
@@ -276,24 +354,37 @@ func New(cfg Config) (*Simulator, error) {
 	if err := cfg.Faults.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: Faults: %w", ErrInvalidConfig, err)
 	}
+	v1 := false
+	switch cfg.API {
+	case "", APIv2:
+	case APIv1:
+		v1 = true
+	default:
+		return nil, fmt.Errorf("%w: API %q: must be %q or %q", ErrInvalidConfig, cfg.API, APIv2, APIv1)
+	}
+	if cfg.V1IDForm < 0 || cfg.V1IDForm >= numIDForms {
+		return nil, fmt.Errorf("%w: V1IDForm %d: must be IDBracketed, IDBare or IDLocationOnly", ErrInvalidConfig, cfg.V1IDForm)
+	}
+	if cfg.BroadcastLimit < 0 {
+		return nil, fmt.Errorf("%w: BroadcastLimit %d: must be >= 0", ErrInvalidConfig, cfg.BroadcastLimit)
+	}
 	cb, err := newCallbacks(cfg)
 	if err != nil {
 		return nil, err
 	}
 	s := &Simulator{
-		username: cfg.Username,
-		password: cfg.Password,
-		latency:  cfg.Latency,
-		jitter:   cfg.Jitter,
-		hangFor:  cfg.HangFor,
-		mix:      cfg.Faults.thresholds(),
-		now:      cfg.Now,
-		cb:       cb,
-		done:     make(chan struct{}),
+		v1:             v1,
+		idForm:         cfg.V1IDForm,
+		broadcastLimit: cmp.Or(cfg.BroadcastLimit, BroadcastLimitDefault),
+		latency:        cfg.Latency,
+		jitter:         cfg.Jitter,
+		hangFor:        cfg.HangFor,
+		mix:            cfg.Faults.thresholds(),
+		now:            cfg.Now,
+		cb:             cb,
+		done:           make(chan struct{}),
 	}
-	if cfg.Username != "" || cfg.Password != "" {
-		s.authHeader = "Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.Username+":"+cfg.Password))
-	}
+	s.SetCredentials(cfg.Username, cfg.Password)
 	if s.hangFor == 0 {
 		s.hangFor = HangForDefault
 	}
@@ -314,6 +405,7 @@ func New(cfg Config) (*Simulator, error) {
 		keep = KeepDefault
 	}
 	s.store = newStore(keep)
+	s.lastID.Store(max(time.Now().UnixMicro(), 0))
 	if cb != nil {
 		cb.sim = s
 		cb.start()
@@ -395,9 +487,28 @@ func (s *Simulator) OnAccept(fn func(Message)) {
 	s.onAccept.Store(&fn)
 }
 
-// Inject queues faults for the next len(faults) POST /messages requests, one each in
-// order, ahead of the random mix; a later call queues behind an earlier one. Every
-// POST /messages request takes its place in the queue, including one that turns
+// credentials are the HTTP Basic credentials the simulator requires.
+type credentials struct {
+	header     string // "Basic <base64>", "" when no credentials are checked
+	user, pass string
+}
+
+// SetCredentials changes the HTTP Basic credentials that requests must carry from
+// now on, as Config.Username and Config.Password set them first; both empty turns
+// the check off. A request already past its check is not affected. Tests use it to
+// have the gateway refuse a client's credentials for a while, as when an account's
+// password is changed on one side first.
+func (s *Simulator) SetCredentials(username, password string) {
+	c := &credentials{user: username, pass: password}
+	if username != "" || password != "" {
+		c.header = "Basic " + base64.StdEncoding.EncodeToString([]byte(username+":"+password))
+	}
+	s.creds.Store(c)
+}
+
+// Inject queues faults for the next len(faults) POST /messages (or POST
+// /messages/broadcast) requests, one each in order, ahead of the random mix; a later
+// call queues behind an earlier one. Every such request takes its place in the queue, including one that turns
 // out invalid or whose client goes away before its body is read. FaultNone in the
 // queue gives one request no fault at all. Values that are not one of the Fault
 // constants act as FaultNone.
@@ -422,6 +533,9 @@ func (s *Simulator) Stats() Stats {
 		Lookups:      s.lookups.Load(),
 		Held:         s.held.Load(),
 		Faults:       make(map[Fault]int64),
+
+		Broadcasts:        s.broadcasts.Load(),
+		BroadcastFailures: s.broadcastFailures.Load(),
 	}
 	for f := range s.faults {
 		if n := s.faults[f].Load(); n > 0 {
@@ -434,10 +548,51 @@ func (s *Simulator) Stats() Stats {
 	return st
 }
 
-// Message returns the accepted message with the given id, if it is still kept (see
-// Config.Keep).
+// Message returns the accepted message with the given id (a UUID, or under REST v1
+// a decimal integer), if it is still kept (see Config.Keep).
 func (s *Simulator) Message(id string) (Message, bool) {
-	return s.store.get(id)
+	k, ok := s.parseKey(id)
+	if !ok {
+		return Message{}, false
+	}
+	return s.store.get(k)
+}
+
+// parseKey reads an id of the simulator's API.
+func (s *Simulator) parseKey(id string) (key, bool) {
+	if s.v1 {
+		return v1Key(id)
+	}
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return key{}, false
+	}
+	return key{uuid: u}, true
+}
+
+// v1Key reads a REST v1 id: a positive integer in decimal digits.
+func v1Key(id string) (key, bool) {
+	if id == "" || len(id) > 19 {
+		return key{}, false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < '0' || id[i] > '9' {
+			return key{}, false
+		}
+	}
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || n <= 0 {
+		return key{}, false
+	}
+	return key{num: n}, true
+}
+
+// newKey returns the id of a new message or MO.
+func (s *Simulator) newKey() key {
+	if s.v1 {
+		return key{num: s.lastID.Add(1)}
+	}
+	return key{uuid: newUUID()}
 }
 
 // Close ends every request the simulator holds — hang faults close their connection

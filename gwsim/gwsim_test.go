@@ -323,6 +323,50 @@ func TestSimulator(t *testing.T) {
 		require.Equal(t, int64(4), st.Requests)
 	})
 
+	t.Run("SetCredentialsChangesWhatIsRequired", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{Username: "app", Password: "old"})
+		b.user, b.pass = "app", "new"
+		require.Equal(t, http.StatusUnauthorized, b.post(t, validBody).status)
+
+		b.sim.SetCredentials("app", "new")
+		acc := b.send(t, validBody)
+		require.Equal(t, http.StatusOK, b.do(t, http.MethodGet, "/messages?id="+acc.ID, "").status)
+		b.user, b.pass = "app", "old"
+		require.Equal(t, http.StatusUnauthorized, b.post(t, validBody).status)
+
+		// Both empty turns the check off.
+		b.sim.SetCredentials("", "")
+		b.user, b.pass = "", ""
+		b.send(t, validBody)
+
+		st := b.sim.Stats()
+		require.Equal(t, int64(2), st.Accepted)
+		require.Equal(t, int64(2), st.Unauthorized)
+	})
+
+	t.Run("SetCredentialsIsSafeDuringRequests", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, Config{Username: "app", Password: "pw"})
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for range 25 {
+					a, err := b.request(t, b.client, http.MethodPost, "/messages", validBody)
+					if err == nil && a.status != http.StatusAccepted && a.status != http.StatusUnauthorized {
+						t.Errorf("status %d: %s", a.status, a.body)
+					}
+				}
+			})
+		}
+		for i := range 100 {
+			b.sim.SetCredentials("app", fmt.Sprint("pw", i%2))
+		}
+		wg.Wait()
+		st := b.sim.Stats()
+		require.Equal(t, int64(100), st.Accepted+st.Unauthorized)
+	})
+
 	t.Run("AcceptsLowerCaseBasicScheme", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, Config{Username: "app", Password: "pw"})

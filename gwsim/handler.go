@@ -47,11 +47,19 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // maxPooledBuf keeps a rare large body from pinning its buffer in the pool.
 const maxPooledBuf = 16 << 10
 
-// ServeHTTP answers the REST v2 routes at the server root and under BasePath:
-// POST /messages, GET /messages?id=, and GET /healthz; and the simulator's own
+// ServeHTTP answers the routes of the simulator's API, and the simulator's own
 // POST /sim/mo, which sends an MO callback (see SendMO). Other paths get 404 and
 // other methods 405.
+//
+// REST v2 (the default), at the server root and under BasePath: POST /messages,
+// GET /messages?id= and GET /healthz. REST v1 (Config.API APIv1), at the server
+// root and under BasePathV1: POST /messages, POST /messages/broadcast and GET
+// /messages/{id}.
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.v1 {
+		s.serveV1(w, r)
+		return
+	}
 	path := strings.TrimPrefix(r.URL.Path, BasePath)
 	switch path {
 	case "/messages":
@@ -65,12 +73,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			write(w, http.StatusMethodNotAllowed, headerJSON, body405)
 		}
 	case "/sim/mo":
-		if r.Method != http.MethodPost {
-			w.Header()["Allow"] = headerAllowPost
-			write(w, http.StatusMethodNotAllowed, headerJSON, body405)
-			return
-		}
-		s.simMO(w, r)
+		s.serveSimMO(w, r)
 	case "/healthz":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header()["Allow"] = headerAllowGet
@@ -83,73 +86,65 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// serveV1 answers the REST v1 routes.
+func (s *Simulator) serveV1(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimPrefix(r.URL.Path, BasePathV1)
+	switch {
+	case path == "/messages", path == "/messages/broadcast":
+		if r.Method != http.MethodPost {
+			w.Header()["Allow"] = headerAllowPost
+			write(w, http.StatusMethodNotAllowed, headerJSON, body405)
+			return
+		}
+		if path == "/messages" {
+			s.post(w, r)
+		} else {
+			s.broadcast(w, r)
+		}
+	case strings.HasPrefix(path, "/messages/"):
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header()["Allow"] = headerAllowGet
+			write(w, http.StatusMethodNotAllowed, headerJSON, body405)
+			return
+		}
+		s.getV1(w, r, strings.TrimPrefix(path, "/messages/"))
+	case path == "/sim/mo":
+		s.serveSimMO(w, r)
+	default:
+		write(w, http.StatusNotFound, headerJSON, body404)
+	}
+}
+
+func (s *Simulator) serveSimMO(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header()["Allow"] = headerAllowPost
+		write(w, http.StatusMethodNotAllowed, headerJSON, body405)
+		return
+	}
+	s.simMO(w, r)
+}
+
+// getBuf returns a pooled buffer for a request body; putBuf gives it back.
+func getBuf() *bytes.Buffer {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	return buf
+}
+
+func putBuf(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledBuf {
+		bufPool.Put(buf)
+	}
+}
+
+// post serves POST /messages: one message, answered 202 (REST v2) or 201 (REST
+// v1).
 func (s *Simulator) post(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
 	fault := s.nextFault()
-
-	buf := bufPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= maxPooledBuf {
-			bufPool.Put(buf)
-		}
-	}()
-	// Reading to EOF also lets net/http notice a client that hangs up while the
-	// request is held, which cancels r.Context().
-	if _, err := buf.ReadFrom(io.LimitReader(r.Body, MaxBodyBytes+1)); err != nil {
-		return // the client went away mid-body: there is no one to answer
-	}
-
-	// Faults of the infrastructure in front of the gateway: they come before
-	// credentials and body are looked at.
-	switch fault {
-	case FaultTimeout:
-		s.faults[fault].Add(1)
-		s.hang(w, r)
-		return
-	case FaultReset:
-		s.faults[fault].Add(1)
-		abort(w, true)
-		return
-	case Fault500:
-		s.faults[fault].Add(1)
-		s.delay(r)
-		write(w, http.StatusInternalServerError, headerText, body500)
-		return
-	case Fault503:
-		s.faults[fault].Add(1)
-		s.delay(r)
-		w.Header()["Retry-After"] = s.retryAfter
-		write(w, http.StatusServiceUnavailable, headerJSON, body503)
-		return
-	case Fault429:
-		s.faults[fault].Add(1)
-		s.delay(r)
-		w.Header()["Retry-After"] = s.retryAfter
-		write(w, http.StatusTooManyRequests, headerJSON, body429)
-		return
-	case FaultOpenAPIError:
-		s.faults[fault].Add(1)
-		s.delay(r)
-		write(w, http.StatusInternalServerError, headerJSON, bodyOpenAPI500)
-		return
-	case FaultUnauthorized:
-		s.faults[fault].Add(1)
-		s.delay(r)
-		s.writeUnauthorized(w)
-		return
-	}
-
-	if buf.Len() > MaxBodyBytes {
-		s.rejected.Add(1)
-		s.delay(r)
-		write(w, http.StatusRequestEntityTooLarge, headerJSON, body413)
-		return
-	}
-	if !s.authorized(r) {
-		s.unauthorized.Add(1)
-		s.delay(r)
-		s.writeUnauthorized(w)
+	buf := getBuf()
+	defer putBuf(buf)
+	if !s.intake(w, r, buf, fault) {
 		return
 	}
 	now := s.now()
@@ -160,25 +155,199 @@ func (s *Simulator) post(w http.ResponseWriter, r *http.Request) {
 		write(w, rej.status, headerJSON, rej.body)
 		return
 	}
+	if s.gatewayFault(w, r, fault) {
+		return
+	}
+	// The message is accepted before the latency, as a real gateway commits while
+	// the client waits: a client that gives up during the latency does not know its
+	// message went through.
+	_, m = s.accept(m, now)
+	if s.acceptedFault(w, r, fault) {
+		return
+	}
 
-	// Faults of the gateway itself: the message was valid.
+	buf.Reset()
+	if s.v1 {
+		w.Header()["Location"] = []string{origin(r) + r.URL.Path + "/" + m.ID}
+		switch s.idForm {
+		case IDBracketed:
+			buf.WriteByte('[')
+			buf.WriteString(m.ID)
+			buf.WriteByte(']')
+		case IDBare:
+			buf.WriteString(m.ID)
+		case IDLocationOnly:
+			s.delay(r)
+			w.WriteHeader(http.StatusCreated)
+			return
+		}
+		s.delay(r)
+		write(w, http.StatusCreated, headerJSON, buf.Bytes())
+		return
+	}
+	// Destination passed international(), so it needs no JSON escaping.
+	buf.WriteString(`{"id":"`)
+	buf.WriteString(m.ID)
+	buf.WriteString(`","status":"accepted","detail":"`)
+	buf.WriteString(m.Destination)
+	buf.WriteString(`"}`)
+	s.delay(r)
+	write(w, http.StatusAccepted, headerJSON, buf.Bytes())
+}
+
+// broadcastResult is one destination's entry in a REST v1 broadcast's 201
+// answer.
+type broadcastResult struct {
+	Status      string  `json:"status"`      // "success" or "failure"
+	Message     *string `json:"message"`     // the failure's reason; null on success
+	Destination string  `json:"destination"` // as sent
+	ID          *int64  `json:"id"`          // null on failure
+}
+
+// Broadcast result statuses of the REST v1 page.
+const (
+	broadcastSuccess = "success"
+	broadcastFailure = "failure"
+)
+
+// broadcast serves REST v1 POST /messages/broadcast: one content to many
+// destinations, each accepted as a message of its own or answered with a failure
+// entry, all in one 201.
+func (s *Simulator) broadcast(w http.ResponseWriter, r *http.Request) {
+	s.requests.Add(1)
+	s.broadcasts.Add(1)
+	fault := s.nextFault()
+	buf := getBuf()
+	defer putBuf(buf)
+	if !s.intake(w, r, buf, fault) {
+		return
+	}
+	now := s.now()
+	dests, m, rej := decodeBroadcast(buf.Bytes(), now, s.broadcastLimit)
+	if rej != nil {
+		s.rejected.Add(1)
+		s.delay(r)
+		write(w, rej.status, headerJSON, rej.body)
+		return
+	}
+	if s.gatewayFault(w, r, fault) {
+		return
+	}
+	results := make([]broadcastResult, len(dests))
+	for i, d := range dests {
+		results[i].Destination = d
+		if !international(d) {
+			s.broadcastFailures.Add(1)
+			reason := "Invalid destination (" + d + ")"
+			results[i].Status, results[i].Message = broadcastFailure, &reason
+			continue
+		}
+		one := m
+		one.Destination = d
+		id, _ := s.accept(one, now)
+		results[i].Status, results[i].ID = broadcastSuccess, &id.num
+	}
+	if s.acceptedFault(w, r, fault) {
+		return
+	}
+	body, err := json.Marshal(results)
+	if err != nil {
+		// Only strings and integers are marshalled.
+		write(w, http.StatusInternalServerError, headerText, body500)
+		return
+	}
+	s.delay(r)
+	write(w, http.StatusCreated, headerJSON, body)
+}
+
+// intake reads a submission's body into buf and applies what comes before its
+// validation: the faults of the infrastructure in front of the gateway, the size
+// limit and the credentials. It reports whether the request goes on; when it does
+// not, it has been answered, or its client went away.
+func (s *Simulator) intake(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, fault Fault) bool {
+	// Reading to EOF also lets net/http notice a client that hangs up while the
+	// request is held, which cancels r.Context().
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, MaxBodyBytes+1)); err != nil {
+		return false // the client went away mid-body: there is no one to answer
+	}
+
+	// Faults of the infrastructure in front of the gateway: they come before
+	// credentials and body are looked at.
+	switch fault {
+	case FaultTimeout:
+		s.faults[fault].Add(1)
+		s.hang(w, r)
+		return false
+	case FaultReset:
+		s.faults[fault].Add(1)
+		abort(w, true)
+		return false
+	case Fault500:
+		s.faults[fault].Add(1)
+		s.delay(r)
+		write(w, http.StatusInternalServerError, headerText, body500)
+		return false
+	case Fault503:
+		s.faults[fault].Add(1)
+		s.delay(r)
+		w.Header()["Retry-After"] = s.retryAfter
+		write(w, http.StatusServiceUnavailable, headerJSON, body503)
+		return false
+	case Fault429:
+		s.faults[fault].Add(1)
+		s.delay(r)
+		w.Header()["Retry-After"] = s.retryAfter
+		write(w, http.StatusTooManyRequests, headerJSON, body429)
+		return false
+	case FaultOpenAPIError:
+		s.faults[fault].Add(1)
+		s.delay(r)
+		write(w, http.StatusInternalServerError, headerJSON, bodyOpenAPI500)
+		return false
+	case FaultUnauthorized:
+		s.faults[fault].Add(1)
+		s.delay(r)
+		s.writeUnauthorized(w)
+		return false
+	}
+
+	if buf.Len() > MaxBodyBytes {
+		s.rejected.Add(1)
+		s.delay(r)
+		write(w, http.StatusRequestEntityTooLarge, headerJSON, body413)
+		return false
+	}
+	if !s.authorized(r) {
+		s.unauthorized.Add(1)
+		s.delay(r)
+		s.writeUnauthorized(w)
+		return false
+	}
+	return true
+}
+
+// gatewayFault answers a valid submission with a fault of the gateway itself,
+// reporting whether it did.
+func (s *Simulator) gatewayFault(w http.ResponseWriter, r *http.Request, fault Fault) bool {
 	switch fault {
 	case FaultSendFailed:
 		s.faults[fault].Add(1)
 		s.delay(r)
 		write(w, http.StatusBadRequest, headerJSON, bodySendFailed)
-		return
+		return true
 	case FaultInvalidAttrib:
 		s.faults[fault].Add(1)
 		s.delay(r)
 		write(w, http.StatusBadRequest, headerJSON, bodyInvalidAttr)
-		return
+		return true
 	}
+	return false
+}
 
-	// The message is accepted before the latency, as a real gateway commits while
-	// the client waits: a client that gives up during the latency does not know its
-	// message went through.
-	id := newUUID()
+// accept gives m a new id and keeps it: stored for GET, counted, passed to
+// OnAccept and its receipts scheduled, in that order.
+func (s *Simulator) accept(m Message, now time.Time) (key, Message) {
+	id := s.newKey()
 	m.ID = id.String()
 	m.Status = StatusAccepted
 	m.At = now
@@ -190,27 +359,31 @@ func (s *Simulator) post(w http.ResponseWriter, r *http.Request) {
 	if s.cb != nil {
 		s.cb.accepted(id, &m) // after OnAccept, so its receipts come after it too
 	}
+	return id, m
+}
 
+// acceptedFault applies an accept-then fault to a submission whose messages have
+// been accepted, reporting whether it did.
+func (s *Simulator) acceptedFault(w http.ResponseWriter, r *http.Request, fault Fault) bool {
 	switch fault {
 	case FaultAcceptThenReset:
 		s.faults[fault].Add(1)
 		abort(w, true)
-		return
+		return true
 	case FaultAcceptThenHang:
 		s.faults[fault].Add(1)
 		s.hang(w, r)
-		return
+		return true
 	}
+	return false
+}
 
-	// Destination passed international(), so it needs no JSON escaping.
-	buf.Reset()
-	buf.WriteString(`{"id":"`)
-	buf.WriteString(m.ID)
-	buf.WriteString(`","status":"accepted","detail":"`)
-	buf.WriteString(m.Destination)
-	buf.WriteString(`"}`)
-	s.delay(r)
-	write(w, http.StatusAccepted, headerJSON, buf.Bytes())
+// origin returns the scheme and host r was sent to, for Location headers.
+func origin(r *http.Request) string {
+	if r.TLS != nil {
+		return "https://" + r.Host
+	}
+	return "http://" + r.Host
 }
 
 // lookup is the GET /messages answer.
@@ -235,7 +408,7 @@ func (s *Simulator) get(w http.ResponseWriter, r *http.Request) {
 		write(w, http.StatusBadRequest, headerJSON, reject(http.StatusBadRequest, codeMissingAttrib, []string{"id is required"}).body)
 		return
 	}
-	m, ok := s.store.get(id)
+	m, ok := s.Message(id)
 	if !ok {
 		write(w, http.StatusNotFound, headerJSON, body404)
 		return
@@ -253,21 +426,58 @@ func (s *Simulator) get(w http.ResponseWriter, r *http.Request) {
 		write(w, http.StatusInternalServerError, headerText, body500)
 		return
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
+	w.Header()["Location"] = []string{origin(r) + r.URL.Path + "?id=" + url.QueryEscape(m.ID)}
+	write(w, http.StatusOK, headerJSON, body)
+}
+
+// lookupV1 is the REST v1 GET /messages/{id} answer. The page types "id" as a
+// string (its example shows a bare value) and lists no status.
+type lookupV1 struct {
+	ID          string `json:"id"`
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+	Content     string `json:"content"`
+	Reference   string `json:"reference,omitempty"`
+}
+
+// getV1 serves REST v1 GET /messages/{id}: 404 for an id that is not a positive
+// integer, or not kept.
+func (s *Simulator) getV1(w http.ResponseWriter, r *http.Request, id string) {
+	s.lookups.Add(1)
+	if !s.authorized(r) {
+		s.unauthorized.Add(1)
+		s.writeUnauthorized(w)
+		return
 	}
-	w.Header()["Location"] = []string{scheme + "://" + r.Host + r.URL.Path + "?id=" + url.QueryEscape(m.ID)}
+	m, ok := s.Message(id)
+	if !ok {
+		write(w, http.StatusNotFound, headerJSON, body404)
+		return
+	}
+	body, err := json.Marshal(lookupV1{
+		ID:          m.ID,
+		Source:      m.Source,
+		Destination: m.Destination,
+		Content:     m.Content,
+		Reference:   m.Reference,
+	})
+	if err != nil {
+		// Only strings are marshalled, and they came out of json.Unmarshal.
+		write(w, http.StatusInternalServerError, headerText, body500)
+		return
+	}
+	w.Header()["Location"] = []string{origin(r) + strings.TrimSuffix(r.URL.Path, id) + m.ID}
 	write(w, http.StatusOK, headerJSON, body)
 }
 
 // authorized reports whether r carries the configured credentials, or whether none
 // are configured.
 func (s *Simulator) authorized(r *http.Request) bool {
-	if s.authHeader == "" {
+	c := s.creds.Load()
+	if c.header == "" {
 		return true
 	}
-	if r.Header.Get("Authorization") == s.authHeader {
+	if r.Header.Get("Authorization") == c.header {
 		return true
 	}
 	// The slow path accepts what the exact header match missed, such as a
@@ -276,8 +486,8 @@ func (s *Simulator) authorized(r *http.Request) bool {
 	if !ok {
 		return false
 	}
-	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(s.username))
-	passOK := subtle.ConstantTimeCompare([]byte(pass), []byte(s.password))
+	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(c.user))
+	passOK := subtle.ConstantTimeCompare([]byte(pass), []byte(c.pass))
 	return userOK&passOK == 1
 }
 

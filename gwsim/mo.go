@@ -34,7 +34,8 @@ type MO struct {
 	Source      string // the handset's number; required
 	Destination string // the short code or number it was sent to; required
 	Content     string // the text, or base64 of binary content; required
-	// ReplyTo is the id (a UUID) of the MT message it answers; "" when none.
+	// ReplyTo is the id of the MT message it answers, a UUID (REST v1: a
+	// decimal integer); "" when none.
 	ReplyTo string
 	// Reference is that MT message's reference. When it is "" and ReplyTo names a
 	// message the simulator still keeps, that message's reference is used.
@@ -46,9 +47,10 @@ type MO struct {
 	Encoding string
 }
 
-// moBody is the REST v2 MO callback body.
+// moBody is the MO callback body. ID is a string (a UUID) under REST v2 and an
+// integer under REST v1; reply_to is a string under both, as the pages show it.
 type moBody struct {
-	ID          string `json:"id"`
+	ID          any    `json:"id"`
 	Source      string `json:"source"`
 	Destination string `json:"destination"`
 	Content     string `json:"content"`
@@ -58,7 +60,7 @@ type moBody struct {
 	Encoding    string `json:"encoding,omitempty"`
 }
 
-func (mo MO) validate() error {
+func (mo MO) validate(v1 bool) error {
 	for _, f := range []struct{ name, v string }{
 		{"source", mo.Source}, {"destination", mo.Destination}, {"content", mo.Content},
 	} {
@@ -76,15 +78,20 @@ func (mo MO) validate() error {
 		return fmt.Errorf("%w: encoding %q: must be empty or %q", ErrInvalidMO, mo.Encoding, EncodingBase64)
 	}
 	if mo.ReplyTo != "" {
-		if _, err := uuid.Parse(mo.ReplyTo); err != nil {
+		if v1 {
+			if _, ok := v1Key(mo.ReplyTo); !ok {
+				return fmt.Errorf("%w: reply_to %q: must be a REST v1 message id (a positive integer)", ErrInvalidMO, mo.ReplyTo)
+			}
+		} else if _, err := uuid.Parse(mo.ReplyTo); err != nil {
 			return fmt.Errorf("%w: reply_to %q: must be a message id (UUID)", ErrInvalidMO, mo.ReplyTo)
 		}
 	}
 	return nil
 }
 
-// SendMO posts mo to Config.MOURL as the gateway's MO callback, with a new UUID as
-// its id, and returns once the receiver has answered 2xx. A failed attempt (an
+// SendMO posts mo to Config.MOURL as the gateway's MO callback, with a new id (a
+// UUID; under REST v1 an integer, sent as a JSON number and returned in decimal),
+// and returns once the receiver has answered 2xx. A failed attempt (an
 // answer that is not 2xx, or no answer) is retried like a receipt, with backoff,
 // until Config.CallbackGiveUp passes; the MO waits in the callback queue and is
 // posted by the same senders as receipts.
@@ -99,21 +106,27 @@ func (s *Simulator) SendMO(ctx context.Context, mo MO) (id string, err error) {
 	if c == nil || c.mo == nil {
 		return "", ErrNoMOURL
 	}
-	if err := mo.validate(); err != nil {
+	if err := mo.validate(s.v1); err != nil {
 		return "", err
 	}
 	if mo.ReplyTo != "" && mo.Reference == "" {
-		if m, ok := s.store.get(mo.ReplyTo); ok {
+		if m, ok := s.Message(mo.ReplyTo); ok {
 			mo.Reference = m.Reference
 		}
 	}
 	if mo.Operator == "" {
 		mo.Operator = MOOperatorDefault
 	}
-	id = newUUID().String()
-	// Marshalling strings cannot fail; invalid UTF-8 comes out as U+FFFD.
+	k := s.newKey()
+	id = k.String()
+	var bodyID any = id
+	if s.v1 {
+		bodyID = k.num
+	}
+	// Marshalling strings and integers cannot fail; invalid UTF-8 comes out as
+	// U+FFFD.
 	body, _ := json.Marshal(moBody{
-		ID:          id,
+		ID:          bodyID,
 		Source:      mo.Source,
 		Destination: mo.Destination,
 		Content:     mo.Content,

@@ -9,19 +9,31 @@ import (
 	"time"
 )
 
-// submission is the POST /messages body. Absent and empty strings are the same to
-// the gateway; scheduled and expires stay strings so a bad timestamp gets its own
-// error rather than a type error.
+// submission is the POST /messages body.
 type submission struct {
-	Destination string  `json:"destination"`
-	Content     string  `json:"content"`
-	Source      string  `json:"source"`
-	Reference   string  `json:"reference"`
-	Class       string  `json:"class"`
-	Mask        string  `json:"mask"`
-	SMSClass    *int    `json:"sms_class"`
-	Scheduled   *string `json:"scheduled"`
-	Expires     *string `json:"expires"`
+	Destination string `json:"destination"`
+	attributes
+}
+
+// broadcastSubmission is the REST v1 POST /messages/broadcast body: the same
+// attributes for many destinations.
+type broadcastSubmission struct {
+	Destination []string `json:"destination"`
+	attributes
+}
+
+// attributes are the submission's attributes other than destination. Absent and
+// empty strings are the same to the gateway; scheduled and expires stay strings so
+// a bad timestamp gets its own error rather than a type error.
+type attributes struct {
+	Content   string  `json:"content"`
+	Source    string  `json:"source"`
+	Reference string  `json:"reference"`
+	Class     string  `json:"class"`
+	Mask      string  `json:"mask"`
+	SMSClass  *int    `json:"sms_class"`
+	Scheduled *string `json:"scheduled"`
+	Expires   *string `json:"expires"`
 }
 
 // rejection is a validation answer: its status and its body.
@@ -38,12 +50,13 @@ type errorBody struct {
 	Desc  any    `json:"error-desc"`
 }
 
-// Error codes of the REST v2 page.
+// Error codes of the REST v2 and v1 pages.
 const (
-	codeSendFailed    = "send_failed"
-	codeInvalidJSON   = "invalid_json"
-	codeMissingAttrib = "missing_attrib"
-	codeInvalidAttrib = "invalid_attrib"
+	codeSendFailed     = "send_failed"
+	codeInvalidJSON    = "invalid_json"
+	codeMissingAttrib  = "missing_attrib"
+	codeInvalidAttrib  = "invalid_attrib"
+	codeBroadcastLimit = "broadcast_limit" // REST v1 only
 )
 
 // Error descriptions of the REST v2 page, word for word.
@@ -53,6 +66,7 @@ const (
 	descScheduledRFC   = "Invalid scheduled timestamp (must be RFC3339)"
 	descScheduledLimit = "Invalid scheduled timestamp (must be less than 60 days)"
 	descScheduledPast  = "Invalid scheduled timestamp (must not be in the past)"
+	descBroadcastLimit = "Broadcast limit has been exceeded"
 )
 
 func reject(status int, code string, desc any) *rejection {
@@ -72,41 +86,96 @@ func reject(status int, code string, desc any) *rejection {
 // the message to accept, without ID, Status and At, or the rejection.
 func decode(body []byte, now time.Time) (Message, *rejection) {
 	var sub submission
-	if err := json.Unmarshal(body, &sub); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			return Message{}, reject(http.StatusBadRequest, codeInvalidAttrib,
-				[]string{fmt.Sprintf("%s: must be %s, not %s", typeErr.Field, jsonKind(typeErr), typeErr.Value)})
-		}
-		if typeErr != nil {
-			return Message{}, reject(http.StatusBadRequest, codeInvalidJSON, descInvalidJSON+": the body must be a JSON object")
-		}
-		return Message{}, reject(http.StatusBadRequest, codeInvalidJSON, descInvalidJSON+": "+err.Error())
+	if rej := unmarshal(body, &sub); rej != nil {
+		return Message{}, rej
 	}
-
-	var missing []string
-	if sub.Destination == "" {
-		missing = append(missing, "destination is required")
+	if rej := sub.missing(sub.Destination == ""); rej != nil {
+		return Message{}, rej
 	}
-	if sub.Content == "" {
-		missing = append(missing, "content is required")
-	}
-	if missing != nil {
-		return Message{}, reject(http.StatusBadRequest, codeMissingAttrib, missing)
-	}
-
 	var invalid []string
 	if !international(sub.Destination) {
 		invalid = append(invalid, fmt.Sprintf("destination: %q is not in international format: want + then at most 15 digits, e.g. +64211234567", sub.Destination))
 	}
-	if sub.SMSClass != nil && (*sub.SMSClass < 0 || *sub.SMSClass > 3) {
-		invalid = append(invalid, fmt.Sprintf("sms_class: %d is out of range: want 0 to 3", *sub.SMSClass))
+	m, rej := sub.check(invalid, now)
+	if rej != nil {
+		return Message{}, rej
+	}
+	m.Destination = sub.Destination
+	return m, nil
+}
+
+// decodeBroadcast parses and validates a REST v1 POST /messages/broadcast body in
+// decode's order, with the broadcast limit checked after the required attributes
+// (400 broadcast_limit when more than limit destinations are given). Destinations
+// are not checked here: each invalid one gets a failure entry in the 201 answer.
+// It returns the destinations and the message to accept for each, without
+// Destination, ID, Status and At, or the rejection.
+func decodeBroadcast(body []byte, now time.Time, limit int) ([]string, Message, *rejection) {
+	var sub broadcastSubmission
+	if rej := unmarshal(body, &sub); rej != nil {
+		return nil, Message{}, rej
+	}
+	if rej := sub.missing(len(sub.Destination) == 0); rej != nil {
+		return nil, Message{}, rej
+	}
+	if n := len(sub.Destination); n > limit {
+		return nil, Message{}, reject(http.StatusBadRequest, codeBroadcastLimit,
+			[]string{fmt.Sprintf("%s: %d destinations given, at most %d allowed", descBroadcastLimit, n, limit)})
+	}
+	m, rej := sub.check(nil, now)
+	if rej != nil {
+		return nil, Message{}, rej
+	}
+	return sub.Destination, m, nil
+}
+
+// unmarshal decodes a submission body into sub, or returns the gateway's
+// rejection: invalid_json for bad syntax or a body that is not an object,
+// invalid_attrib naming the field for an attribute of the wrong type.
+func unmarshal(body []byte, sub any) *rejection {
+	err := json.Unmarshal(body, sub)
+	if err == nil {
+		return nil
+	}
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) && typeErr.Field != "" {
+		return reject(http.StatusBadRequest, codeInvalidAttrib,
+			[]string{fmt.Sprintf("%s: must be %s, not %s", typeErr.Field, jsonKind(typeErr), typeErr.Value)})
+	}
+	if typeErr != nil {
+		return reject(http.StatusBadRequest, codeInvalidJSON, descInvalidJSON+": the body must be a JSON object")
+	}
+	return reject(http.StatusBadRequest, codeInvalidJSON, descInvalidJSON+": "+err.Error())
+}
+
+// missing returns the missing_attrib rejection when the destination (noDest) or
+// the content is missing or empty.
+func (a *attributes) missing(noDest bool) *rejection {
+	var missing []string
+	if noDest {
+		missing = append(missing, "destination is required")
+	}
+	if a.Content == "" {
+		missing = append(missing, "content is required")
+	}
+	if missing != nil {
+		return reject(http.StatusBadRequest, codeMissingAttrib, missing)
+	}
+	return nil
+}
+
+// check validates the attribute values, after the destination's problems in
+// invalid (an invalid_attrib rejection lists them all), then the scheduled time,
+// and returns the message they make, without Destination.
+func (a *attributes) check(invalid []string, now time.Time) (Message, *rejection) {
+	if a.SMSClass != nil && (*a.SMSClass < 0 || *a.SMSClass > 3) {
+		invalid = append(invalid, fmt.Sprintf("sms_class: %d is out of range: want 0 to 3", *a.SMSClass))
 	}
 	var expires *time.Time
-	if sub.Expires != nil {
-		t, err := time.Parse(time.RFC3339, *sub.Expires)
+	if a.Expires != nil {
+		t, err := time.Parse(time.RFC3339, *a.Expires)
 		if err != nil {
-			invalid = append(invalid, fmt.Sprintf("expires: %q is not an RFC 3339 timestamp", *sub.Expires))
+			invalid = append(invalid, fmt.Sprintf("expires: %q is not an RFC 3339 timestamp", *a.Expires))
 		} else {
 			expires = &t
 		}
@@ -116,8 +185,8 @@ func decode(body []byte, now time.Time) (Message, *rejection) {
 	}
 
 	var scheduled *time.Time
-	if sub.Scheduled != nil {
-		t, err := time.Parse(time.RFC3339, *sub.Scheduled)
+	if a.Scheduled != nil {
+		t, err := time.Parse(time.RFC3339, *a.Scheduled)
 		switch {
 		case err != nil:
 			return Message{}, reject(http.StatusBadRequest, codeInvalidAttrib, descScheduledRFC)
@@ -129,20 +198,19 @@ func decode(body []byte, now time.Time) (Message, *rejection) {
 		scheduled = &t
 	}
 
-	class := sub.Class
+	class := a.Class
 	if class == "" {
 		class = ClassDefault
 	}
 	return Message{
-		Source:      sub.Source,
-		Destination: sub.Destination,
-		Content:     sub.Content,
-		Reference:   sub.Reference,
-		Class:       class,
-		Mask:        sub.Mask,
-		SMSClass:    sub.SMSClass,
-		Scheduled:   scheduled,
-		Expires:     expires,
+		Source:    a.Source,
+		Content:   a.Content,
+		Reference: a.Reference,
+		Class:     class,
+		Mask:      a.Mask,
+		SMSClass:  a.SMSClass,
+		Scheduled: scheduled,
+		Expires:   expires,
 	}, nil
 }
 
@@ -170,6 +238,8 @@ func jsonKind(e *json.UnmarshalTypeError) string {
 		return "a string"
 	case reflect.Int:
 		return "an integer"
+	case reflect.Slice:
+		return "an array of strings"
 	}
 	return "a " + e.Type.String()
 }

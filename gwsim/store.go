@@ -1,10 +1,28 @@
 package gwsim
 
 import (
+	"strconv"
 	"sync"
 
 	"github.com/google/uuid"
 )
+
+// key identifies a message: a UUID under REST v2, a positive integer under REST
+// v1 (uuid is then zero). It is comparable, so a map can hold it without
+// allocating.
+type key struct {
+	uuid uuid.UUID
+	num  int64
+}
+
+// String returns the id as the API writes it: the UUID, or the integer in
+// decimal.
+func (k key) String() string {
+	if k.num != 0 {
+		return strconv.FormatInt(k.num, 10)
+	}
+	return k.uuid.String()
+}
 
 // store keeps the last keep accepted messages by id. Its memory is bounded by keep:
 // the ring grows to keep slots and is then overwritten oldest first, and the index
@@ -14,11 +32,11 @@ type store struct {
 	mu    sync.Mutex
 	ring  []slot
 	next  int // ring slot the next message goes to once the ring is full
-	index map[uuid.UUID]int
+	index map[key]int
 }
 
 type slot struct {
-	id  uuid.UUID
+	id  key
 	msg Message
 }
 
@@ -26,10 +44,10 @@ func newStore(keep int) *store {
 	if keep < 0 {
 		keep = 0
 	}
-	return &store{keep: keep, index: make(map[uuid.UUID]int)}
+	return &store{keep: keep, index: make(map[key]int)}
 }
 
-func (st *store) put(id uuid.UUID, m Message) {
+func (st *store) put(id key, m Message) {
 	if st.keep == 0 {
 		return
 	}
@@ -50,14 +68,13 @@ func (st *store) put(id uuid.UUID, m Message) {
 	}
 }
 
-func (st *store) get(id string) (Message, bool) {
-	key, err := uuid.Parse(id)
-	if err != nil || st.keep == 0 {
+func (st *store) get(id key) (Message, bool) {
+	if st.keep == 0 {
 		return Message{}, false
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	i, ok := st.index[key]
+	i, ok := st.index[id]
 	if !ok {
 		return Message{}, false
 	}
@@ -66,7 +83,7 @@ func (st *store) get(id string) (Message, bool) {
 
 // setStatus records the status of a receipt about to be sent for id, unless id is
 // no longer kept or it would replace a final status with a non-final one.
-func (st *store) setStatus(id uuid.UUID, status string) {
+func (st *store) setStatus(id key, status string) {
 	if st.keep == 0 {
 		return
 	}
