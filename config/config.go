@@ -26,6 +26,8 @@ const (
 	GatewayURLDefault        = "https://api.modicagroup.com/rest/sms/v2"
 	GatewayAPIDefault        = APIv2
 	GatewayTimeoutDefault    = 10 * time.Second
+	BroadcastMaxDefault      = 100
+	BroadcastWaitDefault     = 200 * time.Millisecond
 	RatePerSecondDefault     = 50.0
 	RateBurstDefault         = 50
 	ConcurrencyDefault       = 64
@@ -84,6 +86,7 @@ type Config struct {
 	// Lane holds per-lane options; LaneConfigs resolves them.
 	Lane      LaneOptions `yaml:"lane"`
 	Jobs      Jobs        `yaml:"jobs"`
+	Campaign  Campaign    `yaml:"campaign"`
 	Gateway   Gateway     `yaml:"gateway"`
 	Rate      Rate        `yaml:"rate"`
 	Worker    Worker      `yaml:"worker"`
@@ -176,6 +179,13 @@ type Jobs struct {
 	MaxSegments int `yaml:"max_segments"`
 }
 
+// Campaign holds the settings of `jetsms campaign`.
+type Campaign struct {
+	// PricePerSegment is the price of one SMS segment, for the estimated cost of a
+	// campaign's dry run; zero gives no estimate.
+	PricePerSegment float64 `yaml:"price_per_segment"`
+}
+
 // Gateway says which SMS gateway to send to and how.
 type Gateway struct {
 	// URL is SandboxURL or an absolute http(s) URL. Default: GatewayURLDefault.
@@ -185,6 +195,10 @@ type Gateway struct {
 	// Username and Password are required unless URL is SandboxURL.
 	Username string        `yaml:"username"`
 	Password secret.Secret `yaml:"password"`
+	// BroadcastMax and BroadcastWait bound the REST v1 broadcasts of
+	// lane.broadcast lanes: most destinations in one, longest wait for others.
+	BroadcastMax  int           `yaml:"broadcast_max"`
+	BroadcastWait time.Duration `yaml:"broadcast_wait"`
 	// Timeout bounds one request. Default: GatewayTimeoutDefault.
 	Timeout time.Duration `yaml:"timeout"`
 }
@@ -297,11 +311,14 @@ func Default() Config {
 			JobsMaxBytes: JobsMaxBytesDefault,
 			MaxAge:       MaxAgeDefault,
 		},
-		Lanes:   LanesDefault(),
-		Lane:    LaneOptionsDefault(),
-		Ledger:  Ledger{Retention: LedgerRetentionDefault},
-		Jobs:    Jobs{MaxSegments: MaxSegmentsDefault},
-		Gateway: Gateway{URL: GatewayURLDefault, API: GatewayAPIDefault, Timeout: GatewayTimeoutDefault},
+		Lanes:  LanesDefault(),
+		Lane:   LaneOptionsDefault(),
+		Ledger: Ledger{Retention: LedgerRetentionDefault},
+		Jobs:   Jobs{MaxSegments: MaxSegmentsDefault},
+		Gateway: Gateway{
+			URL: GatewayURLDefault, API: GatewayAPIDefault, Timeout: GatewayTimeoutDefault,
+			BroadcastMax: BroadcastMaxDefault, BroadcastWait: BroadcastWaitDefault,
+		},
 		Rate: Rate{
 			PerSecond: RatePerSecondDefault, Burst: RateBurstDefault, Unit: RateUnitDefault, Shared: true,
 			DestinationWindow: DestinationWindowDefault,

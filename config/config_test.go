@@ -89,11 +89,12 @@ func TestDefault(t *testing.T) {
 			Lanes:  []string{"priority", "default", "bulk"},
 			Lane: LaneOptions{
 				Marketing: []string{"bulk"}, Ambiguous: []string{"bulk=fail"}, MinShare: []string{"bulk=0.1"},
-				MaxAge: []string{}, HoldFor: 10 * time.Minute, HoldThen: "resend",
+				MaxAge: []string{}, HoldFor: 10 * time.Minute, HoldThen: "resend", Broadcast: []string{},
 			},
-			Jobs:    Jobs{MaxSegments: 10},
-			Gateway: Gateway{URL: "https://api.modicagroup.com/rest/sms/v2", API: "v2", Timeout: 10 * time.Second},
-			Rate:    Rate{PerSecond: 50, Burst: 50, Unit: "messages", Shared: true, DestinationWindow: time.Hour},
+			Jobs: Jobs{MaxSegments: 10},
+			Gateway: Gateway{URL: "https://api.modicagroup.com/rest/sms/v2", API: "v2", Timeout: 10 * time.Second,
+				BroadcastMax: 100, BroadcastWait: 200 * time.Millisecond},
+			Rate: Rate{PerSecond: 50, Burst: 50, Unit: "messages", Shared: true, DestinationWindow: time.Hour},
 			Worker: Worker{
 				Concurrency: 64, ConcurrencyMin: 4, MaxAttempts: 10, AckWait: 30 * time.Second, GracePeriod: 20 * time.Second,
 			},
@@ -726,7 +727,7 @@ func FuzzLoadYAML(f *testing.F) {
 // dropUnknownLanes removes from the lane options the lanes that are not
 // configured, as Redacted leaves them out.
 func dropUnknownLanes(c *Config) {
-	for _, name := range []string{"lane.marketing", "lane.ambiguous", "lane.min_share", "lane.max_age"} {
+	for _, name := range []string{"lane.marketing", "lane.ambiguous", "lane.min_share", "lane.max_age", "lane.broadcast"} {
 		byName[name].setItems(c, append([]string{}, byName[name].items(c)...))
 	}
 }

@@ -45,6 +45,9 @@ type LaneOptions struct {
 	HoldFor time.Duration `yaml:"hold_for"`
 	// HoldThen is what the hold policy does when none came: resend or fail.
 	HoldThen string `yaml:"hold_then"`
+	// Broadcast lanes gather jobs with identical content and options into one
+	// REST v1 broadcast request (gateway.api v1 only).
+	Broadcast []string `yaml:"broadcast"`
 }
 
 // LaneOptionsDefault returns the default lane options.
@@ -56,6 +59,7 @@ func LaneOptionsDefault() LaneOptions {
 		MaxAge:    []string{},
 		HoldFor:   HoldForDefault,
 		HoldThen:  HoldThenDefault,
+		Broadcast: []string{},
 	}
 }
 
@@ -66,6 +70,7 @@ type Lane struct {
 	// Priority is 0 for the highest lane, counting down the list.
 	Priority  int
 	Marketing bool
+	Broadcast bool
 	Ambiguous string
 	MinShare  float64
 	MaxAge    time.Duration
@@ -82,6 +87,7 @@ func (c Config) LaneConfigs() []Lane {
 		out[i] = Lane{
 			Name: name, Priority: i, Ambiguous: AmbiguousResend,
 			Marketing: slices.Contains(c.Lane.Marketing, name),
+			Broadcast: slices.Contains(c.Lane.Broadcast, name),
 			HoldFor:   c.Lane.HoldFor, HoldThen: c.Lane.HoldThen,
 		}
 	}
@@ -181,6 +187,7 @@ func (c *Config) laneProblems(from map[string]origin) []error {
 		return out
 	}
 	check("lane.marketing", c.Lane.Marketing)
+	check("lane.broadcast", c.Lane.Broadcast)
 	check("lane.ambiguous", pairNames(c.Lane.Ambiguous))
 	check("lane.min_share", pairNames(c.Lane.MinShare))
 	check("lane.max_age", pairNames(c.Lane.MaxAge))

@@ -198,6 +198,8 @@ func (r *Reconciler) reconcile(ctx context.Context, ev job.Event) error {
 	case errors.Is(err, dispatcher.ErrNotFound):
 	case err != nil:
 		return err
+	case msg.Status == "":
+		// The gateway keeps the message but tells no status (REST v1).
 	default:
 		st := normalStatus(msg.Status)
 		if _, err := Apply(ctx, r.cfg.Ledger, r.cfg.Publisher, ev.JobID, Change{

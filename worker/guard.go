@@ -39,6 +39,9 @@ type LaneOptions struct {
 	// MinShare is the fraction of the rate the lane gets while it has work,
 	// whatever the lanes above it want.
 	MinShare float64
+	// Broadcast sends the lane's jobs through Config.Batcher, which gathers jobs
+	// with identical content and options into one gateway request.
+	Broadcast bool
 }
 
 func (w *Worker) laneOptions(name string) LaneOptions {

@@ -198,7 +198,11 @@ func (w *Worker) attempt(ctx context.Context, r *jobRun) (dispatcher.Result, err
 	}
 	sent := time.Now()
 	w.cfg.Metrics.SubmissionStarted()
-	res, err := w.send.Send(ctx, &r.job)
+	sender := w.send
+	if r.opts.Broadcast && w.cfg.Batcher != nil {
+		sender = w.cfg.Batcher
+	}
+	res, err := sender.Send(ctx, &r.job)
 	took := time.Since(sent)
 	w.cfg.Metrics.SubmissionDone()
 	if ce := w.log.Check(zap.DebugLevel, "gateway answered"); ce != nil {

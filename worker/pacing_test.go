@@ -152,3 +152,33 @@ func TestTraceContextReachesEveryEvent(t *testing.T) {
 	require.Equal(t, 2, n, "retrying and accepted")
 	require.Equal(t, tp, b.entry(t, "traced").TraceParent, "kept for receipt events")
 }
+
+func TestBroadcastLanes(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{noRun: true, sim: gwsim.Config{API: gwsim.APIv1, BroadcastLimit: 8}, worker: worker.Config{
+		LaneOptions: map[string]worker.LaneOptions{"bulk": {Broadcast: true}},
+	}})
+	ids := make([]string, 20)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("bc-%02d", i)
+		j := validJob(ids[i])
+		j.Destination = fmt.Sprintf("+642100%05d", i)
+		j.Content = "Sale on now"
+		j.Reference = "campaign-7" // one reference for the whole broadcast
+		b.publishJob(t, "bulk", j)
+	}
+	otp := validJob("not-broadcast")
+	b.publishJob(t, "priority", otp)
+	b.start(t)
+	msgs := b.waitAccepted(t, append(ids, otp.ID), 30*time.Second)
+	st := b.sim.Stats()
+	require.GreaterOrEqual(t, st.Broadcasts, int64(3), "20 jobs in broadcasts of at most 8")
+	require.EqualValues(t, 21, st.Accepted, "each job sent once")
+	seen := map[string]bool{}
+	for _, ev := range brokertest.Events(msgs) {
+		if ev.Status == job.StatusAccepted {
+			require.False(t, seen[ev.MessageID], "each job has its own message id")
+			seen[ev.MessageID] = true
+		}
+	}
+}

@@ -127,6 +127,9 @@ type Config struct {
 	Destination DestinationLimit
 	// Metrics, when set, counts jobs, gateway requests and waits.
 	Metrics *metrics.Metrics
+	// Batcher, when set, sends the jobs of lanes whose options say Broadcast
+	// (see dispatcher.Batcher).
+	Batcher Sender
 	// LogDetails lets log lines carry error texts, which may quote a job's
 	// destination or content (log.redact: false). Off, logs name jobs by id only.
 	LogDetails bool

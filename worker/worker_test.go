@@ -33,7 +33,7 @@ var lanes = []string{"priority", "default", "bulk"}
 type bundle struct {
 	env      *brokertest.Env
 	sim      *gwsim.Simulator
-	sender   *dispatcher.RESTv2
+	sender   worker.Sender
 	cfg      worker.Config
 	status   *brokertest.Watcher
 	dead     *brokertest.Watcher
@@ -60,9 +60,22 @@ func setup(t *testing.T, opt options) *bundle {
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	t.Cleanup(sim.Close)
-	sender, err := dispatcher.NewRESTv2(dispatcher.Config{URL: srv.URL, Timeout: 5 * time.Second})
-	require.NoError(t, err)
-	t.Cleanup(sender.Close)
+	var sender worker.Sender
+	if opt.sim.API == gwsim.APIv1 {
+		v1, err := dispatcher.NewRESTv1(dispatcher.Config{URL: srv.URL, Timeout: 5 * time.Second})
+		require.NoError(t, err)
+		t.Cleanup(v1.Close)
+		sender = v1
+		if opt.worker.Batcher == nil {
+			opt.worker.Batcher, err = dispatcher.NewBatcher(v1, dispatcher.BatchConfig{MaxSize: 50, MaxWait: 300 * time.Millisecond})
+			require.NoError(t, err)
+		}
+	} else {
+		v2, err := dispatcher.NewRESTv2(dispatcher.Config{URL: srv.URL, Timeout: 5 * time.Second})
+		require.NoError(t, err)
+		t.Cleanup(v2.Close)
+		sender = v2
+	}
 
 	b := &bundle{env: env, sim: sim, sender: sender, arrivals: map[string]int{}, lastID: map[string]string{}, limiter: opt.limiter}
 	sim.OnAccept(func(m gwsim.Message) {

@@ -232,20 +232,14 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
-// gatewayClient is a REST v2 client as configured; the sandbox is reached on
+// gatewayClient is the configured gateway's client; the sandbox is reached on
 // sandbox.listen, where a running `jetsms run` serves it.
-func gatewayClient(cfg config.Config) (*dispatcher.RESTv2, error) {
+func gatewayClient(cfg config.Config) (gateway, error) {
 	url := cfg.Gateway.URL
 	if cfg.IsSandbox() {
 		url = "http://" + cfg.Sandbox.Listen
 	}
-	gw, err := dispatcher.NewRESTv2(dispatcher.Config{
-		URL: url, Username: cfg.Gateway.Username, Password: cfg.Gateway.Password, Timeout: cfg.Gateway.Timeout,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
-	}
-	return gw, nil
+	return newGateway(cfg, url, 1)
 }
 
 func printEntry(w io.Writer, e *ledger.Entry) {

@@ -170,3 +170,19 @@ func TestMetricsAfterAKnownWorkload(t *testing.T) {
 	ready.Body.Close()
 	require.Equal(t, http.StatusOK, ready.StatusCode)
 }
+
+func TestRunOverRESTv1(t *testing.T) {
+	t.Parallel()
+	b := setupRun(t, "--gateway.api", "v1", "--lane.broadcast", "bulk",
+		"--sandbox.dlr_mix", "received=1", "--sandbox.dlr_delay", "10ms")
+	url := b.natsURL(t)
+	for _, lane := range []string{"priority", "bulk"} {
+		id := "v1-" + lane
+		res := runJetsms(t, "send", "--to", "+64211234567", "--text", "hi", "--id", id, "--lane", lane,
+			"--wait", "--timeout", "20s", "--nats.url", url)
+		require.Equal(t, 0, res.code, res.stderr)
+		// REST v1 ids are integers.
+		require.Regexp(t, `(?m)^accepted +job=`+id+` message_id=[0-9]+ `, res.stdout)
+		require.Regexp(t, `(?m)^received +job=`+id+` message_id=[0-9]+ `, res.stdout)
+	}
+}

@@ -119,9 +119,6 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 			err = nil
 		}
 	}()
-	if cfg.Gateway.API != config.APIv2 {
-		return fmt.Errorf("gateway.api: %q is not supported yet; use v2", cfg.Gateway.API)
-	}
 	names, err := subjects.New(cfg.Streams.Prefix)
 	if err != nil {
 		return fmt.Errorf("streams.prefix: %w", err)
@@ -236,12 +233,9 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 		log.Warn("gateway: built-in simulator, no SMS leaves this machine; set gateway.url, gateway.username and gateway.password to send for real",
 			zap.String("url", gatewayURL))
 	}
-	sender, err := dispatcher.NewRESTv2(dispatcher.Config{
-		URL: gatewayURL, Username: cfg.Gateway.Username, Password: cfg.Gateway.Password,
-		Timeout: cfg.Gateway.Timeout, MaxConns: cfg.Worker.Concurrency,
-	})
+	sender, err := newGateway(cfg, gatewayURL, cfg.Worker.Concurrency)
 	if err != nil {
-		return fmt.Errorf("gateway: %w", err)
+		return err
 	}
 	defer sender.Close()
 
@@ -314,6 +308,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 			Ledger: led, OptOuts: optOuts, SubmitLease: submitLease(cfg),
 			RateInSegments: cfg.Rate.Unit == config.RateUnitSegments,
 			Destination:    worker.DestinationLimit{Max: cfg.Rate.DestinationMax, Window: cfg.Rate.DestinationWindow},
+			Batcher:        batcher(cfg, sender),
 			Metrics:        m,
 			OnCircuit:      m.SetCircuitOpen,
 			LogDetails:     !cfg.Log.Redact,
@@ -416,6 +411,55 @@ func loopbackAddr(addr net.Addr) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port))
 }
 
+// gateway is what jetsms needs of a gateway client: sending, and looking a
+// message up for reconciliation and `jetsms get --gateway`.
+type gateway interface {
+	worker.Sender
+	resolve.Looker
+	Close()
+}
+
+// Both REST clients are gateways.
+var (
+	_ gateway = (*dispatcher.RESTv2)(nil)
+	_ gateway = (*dispatcher.RESTv1)(nil)
+)
+
+// newGateway is the client of gateway.api at url.
+func newGateway(cfg config.Config, url string, maxConns int) (gateway, error) {
+	dc := dispatcher.Config{
+		URL: url, Username: cfg.Gateway.Username, Password: cfg.Gateway.Password,
+		Timeout: cfg.Gateway.Timeout, MaxConns: maxConns,
+	}
+	var (
+		gw  gateway
+		err error
+	)
+	if cfg.Gateway.API == config.APIv1 {
+		gw, err = dispatcher.NewRESTv1(dc)
+	} else {
+		gw, err = dispatcher.NewRESTv2(dc)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	return gw, nil
+}
+
+// batcher gathers the jobs of broadcast lanes into REST v1 broadcasts, when the
+// gateway speaks v1 and a lane asks for it.
+func batcher(cfg config.Config, gw gateway) worker.Sender {
+	v1, ok := gw.(*dispatcher.RESTv1)
+	if !ok || len(cfg.Lane.Broadcast) == 0 {
+		return nil
+	}
+	b, err := dispatcher.NewBatcher(v1, dispatcher.BatchConfig{MaxSize: cfg.Gateway.BroadcastMax, MaxWait: cfg.Gateway.BroadcastWait})
+	if err != nil {
+		return nil // the settings are checked: positive size and wait
+	}
+	return b
+}
+
 // openLedger opens the job ledger bucket as configured.
 func openLedger(ctx context.Context, js jetstream.JetStream, cfg config.Config, names subjects.Names) (*ledger.Ledger, error) {
 	bucket := cfg.Ledger.Bucket
@@ -431,7 +475,7 @@ func laneOptions(cfg config.Config) map[string]worker.LaneOptions {
 	for _, l := range cfg.LaneConfigs() {
 		out[l.Name] = worker.LaneOptions{
 			Marketing: l.Marketing, Ambiguous: l.Ambiguous, HoldFor: l.HoldFor, HoldThen: l.HoldThen, MaxAge: l.MaxAge,
-			MinShare: l.MinShare,
+			MinShare: l.MinShare, Broadcast: l.Broadcast,
 		}
 	}
 	return out
@@ -466,6 +510,7 @@ func startSandbox(cfg config.Config, callbackURL string, log *zap.Logger) (strin
 	simCfg := gwsim.Config{
 		Username: cfg.Gateway.Username, Password: cfg.Gateway.Password.Reveal(),
 		Latency: cfg.Sandbox.Latency, Faults: mix, DLRDelay: cfg.Sandbox.DLRDelay, DLRMix: dlrMix,
+		API: cfg.Gateway.API,
 	}
 	if cfg.Sandbox.CallbackURL != "" {
 		callbackURL = cfg.Sandbox.CallbackURL
@@ -549,9 +594,6 @@ func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) error
 	_, err = io.WriteString(stdout, cfg.Redacted())
 	return err
 }
-
-// Compile-time check that the REST v2 client is what the worker sends with.
-var _ worker.Sender = (*dispatcher.RESTv2)(nil)
 
 // natsHeader builds a header with one value per key.
 func natsHeader(kv ...string) nats.Header {
