@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -104,4 +105,25 @@ func TestBatcher(t *testing.T) {
 		}
 		require.EqualValues(t, 10, sim.Stats().Accepted, "every job sent once after the split")
 	})
+}
+
+func TestTraceParentGoesToTheGateway(t *testing.T) {
+	t.Parallel()
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("traceparent")
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte(`{"id":"1e41f423-24cf-4fa2-9a8a-888c30653305","status":"accepted"}`))
+	}))
+	t.Cleanup(srv.Close)
+	c, err := NewRESTv2(Config{URL: srv.URL})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	_, err = c.Send(context.Background(), &job.Job{ID: "t", Destination: "+64211234567", Content: "hi", TraceParent: tp})
+	require.NoError(t, err)
+	require.Equal(t, tp, <-got)
+	_, err = c.Send(context.Background(), &job.Job{ID: "u", Destination: "+64211234567", Content: "hi"})
+	require.NoError(t, err)
+	require.Empty(t, <-got, "no header without a trace")
 }

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/secret"
 )
 
@@ -302,6 +303,9 @@ func (c *client) do(ctx context.Context, method, target string, body []byte) (re
 	if c.hdrAuth != nil {
 		req.Header["Authorization"] = c.hdrAuth
 	}
+	if tp, ok := rctx.Value(traceKey{}).(string); ok && tp != "" {
+		req.Header["Traceparent"] = []string{tp}
+	}
 	// Deliberately no Idempotency-Key: with it, net/http would resend a POST
 	// that may have been written. RoundTrip does not follow redirects: a 3xx
 	// is returned as it is.
@@ -339,4 +343,15 @@ func putBuffer(b *bytes.Buffer) {
 	}
 	b.Reset()
 	bufferPool.Put(b)
+}
+
+// traceKey carries a job's W3C trace context to its request's traceparent header.
+type traceKey struct{}
+
+// withTrace returns ctx carrying the job's trace context, if it has one.
+func withTrace(ctx context.Context, j *job.Job) context.Context {
+	if j.TraceParent == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, traceKey{}, j.TraceParent)
 }

@@ -66,7 +66,7 @@ func (c *RESTv2) Send(ctx context.Context, j *job.Job) (Result, error) {
 		return Result{}, fmt.Errorf("post message %s: %w", j.ID, classifyTransport(err, false, err, false, false))
 	}
 	body := appendMessage(make([]byte, 0, messageSize(j)), j)
-	a, err := c.exchange(ctx, http.MethodPost, c.messagesURL, body)
+	a, err := c.exchange(withTrace(ctx, j), http.MethodPost, c.messagesURL, body)
 	if err != nil {
 		return Result{}, fmt.Errorf("post message %s: %w", j.ID, err)
 	}
