@@ -116,7 +116,7 @@ func setup(t *testing.T, opt options) *bundle {
 // start runs a new worker on the bundle's server and simulator, stopped at cleanup.
 func (b *bundle) start(t *testing.T) *worker.Worker {
 	t.Helper()
-	var lim worker.Limiter = b.limiter
+	lim := b.limiter
 	if lim == nil {
 		unlimited, err := ratelimit.New(ratelimit.Config{PerSecond: math.Inf(1), Burst: 1})
 		require.NoError(t, err)

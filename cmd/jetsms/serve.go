@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -208,15 +209,18 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 			log.Error("callback server", zap.Error(err))
 		}
 	}()
-	// The HTTP server stops first (readiness already false), so no callback is
-	// answered 200 without being stored.
-	defer func() {
+	// The HTTP server stops first on the way out (readiness already false): it
+	// answers the callbacks in hand, each stored before its 200, and takes no more,
+	// so the resolver, which stops later, sees every callback it stored. On an
+	// error during start-up the deferred call stops it.
+	stopHTTP := sync.OnceFunc(func() {
 		health.ready.Store(false)
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = httpSrv.Shutdown(sctx)
 		<-httpDone
-	}()
+	})
+	defer stopHTTP()
 	callbackURL := "http://" + loopbackAddr(ln.Addr())
 
 	// The built-in simulator, when the gateway is "sandbox". It stops after the
@@ -239,8 +243,9 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 	}
 	defer sender.Close()
 
-	// The resolver and the reconciler: consumers, stopped after the worker and the
-	// HTTP server, so what those stored is resolved while they run.
+	// The resolver and the reconciler: consumers, stopped (deferred) after the
+	// HTTP server and the worker, so what those stored is resolved while they run;
+	// anything left is resolved at the next start.
 	res, err := resolve.New(resolve.Config{
 		Names: names, Ledger: led, OptOuts: optOuts, Publisher: pub, ResolveWithin: cfg.Callbacks.ResolveWithin,
 		Metrics: m,
@@ -330,6 +335,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 
 	<-ctx.Done()
 	health.ready.Store(false)
+	stopHTTP()
 	if w == nil {
 		log.Info("stopping")
 		return nil
