@@ -8,7 +8,7 @@ FUZZTIME ?= 10s
 STATICCHECK   ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOLANGCI_LINT ?= github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
-.PHONY: build run test test-short bench fuzz lint clean
+.PHONY: build run test test-short bench chaos fuzz lint clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/jetsms
@@ -31,7 +31,13 @@ test-short:
 # BENCH_SCALE=0.1 for a quick look; BENCH_SYNC=always to measure with the embedded
 # server's default durability instead of a sync interval.
 bench:
-	$(GO) test -run '^$$' -bench 'BenchmarkPipeline$$|BenchmarkBacklogMemory$$|BenchmarkPacing$$|BenchmarkCallbacks$$' -benchtime 1x -timeout 60m ./bench/
+	$(GO) test -run '^$$' -bench 'BenchmarkPipeline$$|BenchmarkBacklogMemory$$|BenchmarkPacing$$|BenchmarkCallbacks$$|BenchmarkCampaignPublish$$' -benchtime 1x -timeout 60m ./bench/
+
+# The fault suite's long form: SIGKILLs, NATS restarts, a faulty gateway, wrong
+# credentials and bad receipts against the jetsms binary, 100,000 jobs for the kill
+# case. The summary table goes to chaos/results.md. `make test` runs its CI size.
+chaos:
+	$(GO) test -race -count=1 -timeout 60m -v -run '^TestChaos$$' ./chaos -args -chaos.scale=5 -chaos.summary=results.md
 
 # Each fuzz target for FUZZTIME (make fuzz FUZZTIME=10m for a long run).
 fuzz:

@@ -76,7 +76,7 @@ func (w *Worker) handle(ctx context.Context, l *lane, m jetstream.Msg, freeSlot 
 		w.end(ctx, r, job.StatusFailed, events.ReasonInvalidJob, err.Error(), "")
 		return
 	}
-	if w.suppressed(ctx, r) || w.destinationFull(ctx, r) {
+	if w.campaignHeld(ctx, r) || w.suppressed(ctx, r) || w.destinationFull(ctx, r) {
 		return
 	}
 	// The scheduler took one rate token; a job of several segments takes the rest

@@ -127,6 +127,9 @@ type Config struct {
 	Destination DestinationLimit
 	// Metrics, when set, counts jobs, gateway requests and waits.
 	Metrics *metrics.Metrics
+	// Campaigns, when set, holds back the jobs of paused campaigns and ends those
+	// of cancelled ones.
+	Campaigns CampaignStates
 	// Batcher, when set, sends the jobs of lanes whose options say Broadcast
 	// (see dispatcher.Batcher).
 	Batcher Sender
@@ -162,6 +165,7 @@ type Worker struct {
 	stopped  bool
 	cancel   context.CancelFunc // stops fetching and scheduling
 	hardStop context.CancelFunc // cancels submissions in flight
+	hardCtx  context.Context    // ended by hardStop
 	loops    sync.WaitGroup     // feeders, scheduler, tracker, sweeper
 	inflight sync.WaitGroup     // job handlers
 }
@@ -322,7 +326,7 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	hardCtx, hardStop := context.WithCancel(context.Background())
-	w.cancel, w.hardStop = cancel, hardStop
+	w.cancel, w.hardStop, w.hardCtx = cancel, hardStop, hardCtx
 	w.started = true
 
 	for _, l := range w.lanes {
@@ -425,6 +429,16 @@ func (w *Worker) fetchOnce(l *lane, n int) error {
 	}
 	for m := range batch.Messages() {
 		w.tracker.add(m)
+		if w.campaignBlocked(m) {
+			// A paused or cancelled campaign's job takes no slot and no rate
+			// token: it is held back or ended at once.
+			w.inflight.Add(1)
+			go func() {
+				defer w.inflight.Done()
+				w.handle(w.hardCtx, l, m, func() {})
+			}()
+			continue
+		}
 		l.queue <- m // never blocks: the scheduler alone takes, and room was free
 		// Signal after every push, not only onto an empty queue: the scheduler may
 		// have emptied the queue and gone to wait between a check and this push.

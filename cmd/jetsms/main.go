@@ -38,6 +38,7 @@ func commands() []command {
 		{"tail", "follow status events and inbound messages as they arrive", runTail},
 		{"get", "print a job's ledger entry and history (--gateway: and the gateway's record)", runGet},
 		{"dead", "list dead-lettered jobs, or replay them to their lanes", runDead},
+		{"campaign", "send a campaign from a CSV file; status, list, pause, resume, cancel", runCampaign},
 		{"config", "print the effective configuration, secrets redacted", runConfig},
 		{"version", "print the version", runVersion},
 	}

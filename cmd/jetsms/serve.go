@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jetsms/jetsms/broker"
+	"github.com/jetsms/jetsms/campaign"
 	"github.com/jetsms/jetsms/config"
 	"github.com/jetsms/jetsms/dispatcher"
 	"github.com/jetsms/jetsms/dlr"
@@ -269,6 +270,29 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 	}
 	defer stopWithin(log, "reconciler", rec.Stop)
 
+	// Campaigns: the gate (each campaign's state, from a watch, for the worker)
+	// and the tracker that keeps their records' counts from the status events.
+	campaigns, err := campaign.Open(setupCtx, js, campaign.StoreConfig{Bucket: names.CampaignBucket(), Replicas: cfg.Streams.Replicas})
+	if err != nil {
+		return err
+	}
+	gate, err := campaign.NewGate(campaigns, log)
+	if err != nil {
+		return err
+	}
+	if err := gate.Start(setupCtx); err != nil {
+		return err
+	}
+	defer stopWithin(log, "campaign gate", gate.Stop)
+	tracker, err := campaign.NewTracker(campaign.TrackerConfig{Names: names, Store: campaigns, Gate: gate}, js, log)
+	if err != nil {
+		return err
+	}
+	if err := tracker.Start(setupCtx); err != nil {
+		return err
+	}
+	defer stopWithin(log, "campaign tracker", tracker.Stop)
+
 	// The worker: started last, stopped first.
 	var w *worker.Worker
 	if r == roleWorker {
@@ -314,6 +338,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 			RateInSegments: cfg.Rate.Unit == config.RateUnitSegments,
 			Destination:    worker.DestinationLimit{Max: cfg.Rate.DestinationMax, Window: cfg.Rate.DestinationWindow},
 			Batcher:        batcher(cfg, sender),
+			Campaigns:      gate,
 			Metrics:        m,
 			OnCircuit:      m.SetCircuitOpen,
 			LogDetails:     !cfg.Log.Redact,
