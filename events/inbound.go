@@ -30,7 +30,7 @@ type Inbound struct {
 const InboundOther = "_"
 
 // Inbound publishes in to <prefix>.inbound.<digits of its destination> with
-// Nats-Msg-Id set to the gateway's id, and returns once it is stored.
+// Nats-Msg-Id set to the gateway's id (CONTRACT.md), and returns once it is stored.
 func (p *Publisher) Inbound(ctx context.Context, in Inbound) error {
 	data, err := json.Marshal(in)
 	if err != nil {
@@ -43,7 +43,7 @@ func (p *Publisher) Inbound(ctx context.Context, in Inbound) error {
 	msg := &nats.Msg{
 		Subject: p.names.Inbound(token),
 		Data:    data,
-		Header:  nats.Header{jetstream.MsgIDHeader: []string{"mo:" + in.ID}},
+		Header:  nats.Header{jetstream.MsgIDHeader: []string{in.ID}},
 	}
 	if err := p.store(ctx, msg); err != nil {
 		return fmt.Errorf("publish inbound message %s: %w", in.ID, err)
