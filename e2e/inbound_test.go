@@ -31,7 +31,7 @@ func (s *stack) sendMO(t *testing.T, mo gwsim.MO) (events.Inbound, brokertest.Ms
 	var found brokertest.Msg
 	s.inbound.WaitFor(t, 20*time.Second, "the inbound event of MO "+id, func(msgs []brokertest.Msg) bool {
 		for _, m := range msgs {
-			if m.Header.Get(jetstream.MsgIDHeader) == "mo:"+id {
+			if m.Header.Get(jetstream.MsgIDHeader) == id { // the gateway's id, as the contract says
 				found = m
 				return true
 			}
