@@ -394,6 +394,9 @@ func (r *run) create(ctx context.Context, tmpl *Template) (*Record, error) {
 		return nil, err
 	}
 	r.adopt(rec)
+	// A campaign created by this run has nothing stored ahead of its checkpoint:
+	// no row needs looking for in the stream or the ledger.
+	r.ahead0 = 0
 	return rec, nil
 }
 

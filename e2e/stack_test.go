@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/jetsms/jetsms/broker/brokertest"
+	"github.com/jetsms/jetsms/campaign"
 	"github.com/jetsms/jetsms/config"
 	"github.com/jetsms/jetsms/dispatcher"
 	"github.com/jetsms/jetsms/dlr"
@@ -65,6 +66,14 @@ type options struct {
 	// wrapSender, when set, stands between the worker and the dispatcher; it
 	// gets the stack as built so far (receiver, tap, simulator).
 	wrapSender func(next worker.Sender, s *stack) worker.Sender
+	// campaigns runs the campaign gate and tracker as serve.go does: the gate is
+	// the worker's Campaigns, the tracker shares it.
+	campaigns bool
+	// limiter paces the worker; nil means unlimited.
+	limiter worker.Limiter
+	// onAccept, when set, is also told of every message the simulator accepts,
+	// after the stack has recorded it.
+	onAccept func(gwsim.Message)
 }
 
 // stack is every part of a jetsms process, wired as cmd/jetsms/serve.go wires
@@ -83,6 +92,11 @@ type stack struct {
 	resolver *resolve.Resolver
 	status   *eventLog
 	inbound  *brokertest.Watcher
+	// With options.campaigns: the campaign bucket, the worker's gate and the
+	// tracker.
+	campaigns *campaign.Store
+	gate      *campaign.Gate
+	tracker   *campaign.Tracker
 
 	mu   sync.Mutex
 	sent map[string][]gwsim.Message // messages the simulator accepted, by reference
@@ -153,6 +167,9 @@ func setup(t *testing.T, opt options) *stack {
 		s.mu.Lock()
 		s.sent[m.Reference] = append(s.sent[m.Reference], m)
 		s.mu.Unlock()
+		if opt.onAccept != nil {
+			opt.onAccept(m)
+		}
 	})
 	gw := httptest.NewServer(s.sim)
 	t.Cleanup(gw.Close)
@@ -176,10 +193,31 @@ func setup(t *testing.T, opt options) *stack {
 	require.NoError(t, rec.Start(ctx))
 	t.Cleanup(func() { stop(t, rec.Stop) })
 
+	// Campaigns, as serve.go wires them: the gate, then the tracker sharing it.
+	// Cleanups run last first, so they stop after the worker: tracker, then gate.
+	var gate worker.CampaignStates
+	if opt.campaigns {
+		s.campaigns, err = campaign.Open(ctx, env.JS, campaign.StoreConfig{Bucket: env.Names.CampaignBucket()})
+		require.NoError(t, err)
+		s.gate, err = campaign.NewGate(s.campaigns, log)
+		require.NoError(t, err)
+		require.NoError(t, s.gate.Start(ctx))
+		t.Cleanup(func() { stop(t, s.gate.Stop) })
+		s.tracker, err = campaign.NewTracker(campaign.TrackerConfig{Names: env.Names, Store: s.campaigns, Gate: s.gate}, env.JS, log)
+		require.NoError(t, err)
+		require.NoError(t, s.tracker.Start(ctx))
+		t.Cleanup(func() { stop(t, s.tracker.Stop) })
+		gate = s.gate
+	}
+
 	// The worker, with the configuration's default lanes and lane options (bulk
-	// is marketing), unlimited in rate so that thousands of jobs fit in a test.
-	lim, err := ratelimit.New(ratelimit.Config{PerSecond: math.Inf(1), Burst: 1})
-	require.NoError(t, err)
+	// is marketing), unlimited in rate so that thousands of jobs fit in a test
+	// unless the test paces it.
+	var lim worker.Limiter = opt.limiter
+	if lim == nil {
+		lim, err = ratelimit.New(ratelimit.Config{PerSecond: math.Inf(1), Burst: 1})
+		require.NoError(t, err)
+	}
 	var send worker.Sender = sender
 	if opt.wrapSender != nil {
 		send = opt.wrapSender(sender, s)
@@ -188,6 +226,7 @@ func setup(t *testing.T, opt options) *stack {
 		Names: env.Names, Lanes: cfg.Lanes, LaneOptions: laneOptions(cfg),
 		Concurrency: concurrency, ConcurrencyMin: concurrency, MaxSegments: cfg.Jobs.MaxSegments,
 		Ledger: s.ledger, OptOuts: s.optOuts, ReleaseDelayMin: 200 * time.Millisecond,
+		Campaigns: gate,
 	}, env.JS, send, lim, pub, log)
 	require.NoError(t, err)
 	require.NoError(t, w.Start(ctx))
