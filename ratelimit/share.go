@@ -68,8 +68,9 @@ type Share struct {
 	cancel  context.CancelFunc
 	loops   sync.WaitGroup
 
-	putsMu sync.Mutex
-	puts   [8]putRecord // the last successful renewals, by revision
+	putsMu  sync.Mutex
+	sending time.Time    // when the put in flight was sent; zero before the first
+	puts    [8]putRecord // the last successful renewals, by revision
 
 	// Owned by Start, then by the watch loop.
 	members  map[string]time.Time // replica id → when its key was last seen put
@@ -250,6 +251,11 @@ func (s *Share) ensureBucket(ctx context.Context) (jetstream.KeyValue, error) {
 // renew puts the replica's key, restarting its TTL, and remembers when.
 func (s *Share) renew(ctx context.Context) error {
 	sent := time.Now()
+	// The watch may deliver this put before Put returns its revision: until then
+	// a revision of our key that is not on record is taken as this put.
+	s.putsMu.Lock()
+	s.sending = sent
+	s.putsMu.Unlock()
 	rev, err := s.kv.Put(ctx, s.cfg.ID, s.value)
 	if err != nil {
 		return fmt.Errorf("share: renew replica key %s: %w", s.cfg.ID, err)
@@ -261,14 +267,20 @@ func (s *Share) renew(ctx context.Context) error {
 	return nil
 }
 
-// sentAt returns when the put of revision rev was sent, if it was one of ours.
+// sentAt returns when the put of revision rev was sent, if it was one of ours:
+// one on record, or else the one in flight (sent, its revision not yet returned).
 func (s *Share) sentAt(rev uint64) (time.Time, bool) {
 	s.putsMu.Lock()
 	defer s.putsMu.Unlock()
+	newest := uint64(0)
 	for _, p := range s.puts {
 		if p.rev == rev && rev != 0 {
 			return p.at, true
 		}
+		newest = max(newest, p.rev)
+	}
+	if rev > newest && !s.sending.IsZero() {
+		return s.sending, true
 	}
 	return time.Time{}, false
 }

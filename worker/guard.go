@@ -220,7 +220,10 @@ func (w *Worker) save(ctx context.Context, r *jobRun, now time.Time) error {
 // note records the outcome of a submission that was not accepted: StateQueued
 // (refused, nothing sent) or StateUnknown. A note that cannot be written leaves
 // the entry submitting, which later deliveries treat as unknown: the safe side.
-func (w *Worker) note(ctx context.Context, r *jobRun, st job.Status, cause error) {
+// When the entry changed meanwhile because a receipt showed the job accepted
+// (a submission whose answer was lost but whose receipt came), note returns that
+// entry: the submission was accepted after all.
+func (w *Worker) note(ctx context.Context, r *jobRun, st job.Status, cause error) *ledger.Entry {
 	code, detail := describe(cause)
 	next := *r.entry
 	next.DuplicateRisk = r.dupRisk || st == ledger.StateUnknown && next.DuplicateRisk
@@ -228,12 +231,19 @@ func (w *Worker) note(ctx context.Context, r *jobRun, st job.Status, cause error
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	rev, err := w.ledger.Update(rctx, &next, r.rev)
+	if errors.Is(err, ledger.ErrConflict) {
+		if e, erev, gerr := w.ledger.Get(rctx, r.job.ID); gerr == nil && e.Accepted() {
+			r.entry, r.rev = e, erev
+			return e
+		}
+	}
 	if err != nil {
 		w.log.Warn("ledger not updated after a submission", zap.String("job_id", r.job.ID),
 			zap.String("state", string(st)), zap.Error(err))
-		return
+		return nil
 	}
 	r.entry, r.rev = &next, rev
+	return nil
 }
 
 // markAccepted records the gateway's acceptance. A receipt may have moved the

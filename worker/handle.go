@@ -227,7 +227,10 @@ func (w *Worker) attempt(ctx context.Context, r *jobRun) (dispatcher.Result, err
 	}
 	switch gwErr.Kind {
 	case dispatcher.KindUnknown:
-		w.note(ctx, r, ledger.StateUnknown, err)
+		if e := w.note(ctx, r, ledger.StateUnknown, err); e != nil {
+			// Its receipt came while the answer was lost: it was accepted.
+			return dispatcher.Result{MessageID: e.MessageID, Status: string(job.StatusAccepted)}, nil
+		}
 		if r.opts.Ambiguous != AmbiguousResend {
 			return res, backoff.Permanent(err)
 		}

@@ -41,10 +41,14 @@ const (
 	// finishTimeout bounds the steps that record a job's end (events, dead letter,
 	// ack), which run even after a hard stop.
 	finishTimeout = 10 * time.Second
+	// RecordMax is the longest a worker tries to record an outcome while NATS does
+	// not answer (one try, then retries for three times as long); a submit lease
+	// must outlast a gateway request plus this.
+	RecordMax = 4 * finishTimeout
 	// SubmitLeaseDefault is how long a ledger entry in state submitting belongs to
 	// the worker that set it; after that its submission's outcome counts as
 	// unknown. It must exceed the gateway request timeout.
-	SubmitLeaseDefault = 30 * time.Second
+	SubmitLeaseDefault = 55 * time.Second
 	// ConcurrencyMinDefault is the floor of the sized concurrency.
 	ConcurrencyMinDefault = 4
 	// HoldForDefault is how long the hold policy waits for a receipt.

@@ -512,9 +512,10 @@ func laneOptions(cfg config.Config) map[string]worker.LaneOptions {
 	return out
 }
 
-// submitLease outlasts one gateway request with room to record its outcome.
+// submitLease outlasts one gateway request and the longest a worker spends
+// recording its outcome while NATS is away (worker.RecordMax).
 func submitLease(cfg config.Config) time.Duration {
-	return 2*cfg.Gateway.Timeout + 5*time.Second
+	return cfg.Gateway.Timeout + worker.RecordMax + 5*time.Second
 }
 
 // connectConfig is how every command reaches NATS: url with the configured
