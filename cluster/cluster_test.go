@@ -79,7 +79,7 @@ func TestReplicasShareTheAccountRate(t *testing.T) {
 	t.Cleanup(srv.Close)
 	t.Cleanup(sim.Close)
 
-	const rate, burst = 120, 4
+	const rate, burst = 90, 4
 	workers := make([]*proc, 3)
 	for i := range workers {
 		workers[i] = start(t, fmt.Sprintf("worker-%d", i), "worker",
