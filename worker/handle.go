@@ -214,7 +214,6 @@ func (w *Worker) attempt(ctx context.Context, r *jobRun) (dispatcher.Result, err
 		ce.Write(fields...)
 	}
 	w.cfg.Metrics.ObserveGateway(gatewayOutcome(err), took)
-	w.sizer.observe(took)
 	w.reportCircuit(err)
 	w.slowDown(err)
 	if err == nil {

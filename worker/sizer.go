@@ -10,8 +10,9 @@ import (
 
 // sizer bounds the submissions in flight by Little's law: to keep up with a rate
 // of R submissions a second through a gateway that answers in L seconds, R×L of
-// them must be in flight. It measures L (a moving average of answered requests),
-// reads R from the limiter, and keeps the limit at twice R×L, between the
+// them must be in flight. It measures L (a moving average of how long a submission
+// holds its slot: the ledger claim and the gateway's answer), reads R from the
+// limiter, and keeps the limit at twice R×L, between the
 // configured floor and ceiling, so a slow gateway does not cap throughput and a
 // fast one is not sent hundreds of idle requests.
 type sizer struct {
@@ -35,7 +36,7 @@ func newSizer(floor, ceiling int, lim Limiter) *sizer {
 	return s
 }
 
-// observe records how long the gateway took to answer.
+// observe records how long a submission held its slot.
 func (s *sizer) observe(d time.Duration) {
 	const alpha = 0.1
 	s.mu.Lock()
@@ -64,11 +65,14 @@ func (s *sizer) size() int {
 	lat := s.latency
 	s.mu.Unlock()
 	r := s.rate()
-	if lat == 0 || math.IsInf(r, 1) || math.IsNaN(r) {
+	need := 2*r*lat + 1
+	// An unlimited rate (x/time/rate's Inf is the largest float, not +Inf) or no
+	// measurement yet: as many as allowed. The comparison is made in floats, so
+	// a huge product never overflows an int.
+	if lat == 0 || math.IsNaN(need) || need >= float64(s.ceiling) {
 		return s.ceiling
 	}
-	need := int(math.Ceil(2*r*lat)) + 1
-	return min(max(need, s.floor), s.ceiling)
+	return max(int(math.Ceil(need)), s.floor)
 }
 
 func (s *sizer) run(ctx context.Context) {

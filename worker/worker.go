@@ -491,7 +491,14 @@ func (w *Worker) schedule(ctx, hardCtx context.Context) {
 		w.inflight.Add(1)
 		go func() {
 			defer w.inflight.Done()
-			w.handle(hardCtx, l, m, sync.OnceFunc(func() { <-w.slots; w.sizer.freed() }))
+			// The sizer measures how long a slot is held — the ledger claim and the
+			// gateway's answer — which is the latency Little's law needs.
+			taken := time.Now()
+			w.handle(hardCtx, l, m, sync.OnceFunc(func() {
+				w.sizer.observe(time.Since(taken))
+				<-w.slots
+				w.sizer.freed()
+			}))
 		}()
 	}
 }
