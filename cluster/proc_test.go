@@ -97,27 +97,7 @@ func (p *proc) read(r io.Reader) {
 // waitLog waits for a log line with message msg and returns it.
 func (p *proc) waitLog(t *testing.T, timeout time.Duration, msg string) map[string]any {
 	t.Helper()
-	deadline := time.After(timeout)
-	seen := 0
-	for {
-		p.mu.Lock()
-		for ; seen < len(p.lines); seen++ {
-			if p.lines[seen]["msg"] == msg {
-				line := p.lines[seen]
-				p.mu.Unlock()
-				return line
-			}
-		}
-		added := p.added
-		p.mu.Unlock()
-		select {
-		case <-added:
-		case <-p.done:
-			t.Fatalf("%s exited before logging %q", p.name, msg)
-		case <-deadline:
-			t.Fatalf("%s did not log %q within %s", p.name, msg, timeout)
-		}
-	}
+	return p.waitLogWhere(t, timeout, fmt.Sprintf("%q", msg), func(l map[string]any) bool { return l["msg"] == msg })
 }
 
 // kill ends the process with SIGKILL and waits for it.
