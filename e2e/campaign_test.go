@@ -551,7 +551,7 @@ func TestCampaign(t *testing.T) {
 		s.status.waitProgress(t, 20*time.Second, 3*time.Minute, fmt.Sprintf("a final event for each of the %d jobs of %s", n, name), func() bool {
 			return s.status.finals >= n
 		})
-		rec = s.awaitRecord(t, name, time.Minute, "its end", func(r *campaign.Record) bool { return r.Ended != nil })
+		s.awaitRecord(t, name, time.Minute, "its end", func(r *campaign.Record) bool { return r.Ended != nil })
 		s.settle(t, time.Minute)
 		asked, inflight, latest := checkInFlight(t, a, name)
 

@@ -213,7 +213,7 @@ func setup(t *testing.T, opt options) *stack {
 	// The worker, with the configuration's default lanes and lane options (bulk
 	// is marketing), unlimited in rate so that thousands of jobs fit in a test
 	// unless the test paces it.
-	var lim worker.Limiter = opt.limiter
+	lim := opt.limiter
 	if lim == nil {
 		lim, err = ratelimit.New(ratelimit.Config{PerSecond: math.Inf(1), Burst: 1})
 		require.NoError(t, err)
