@@ -365,13 +365,14 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 		log.Info("stopping")
 		return nil
 	}
-	log.Info("stopping: finishing jobs in flight; a second signal stops at once", zap.Duration("grace_period", cfg.Worker.GracePeriod))
 	// The grace period ends early on a second SIGINT or SIGTERM: jobs still in
-	// flight are then cancelled and handed back to NATS.
+	// flight are then cancelled and handed back to NATS. The second signal is
+	// listened for before the line that invites it is logged.
 	graceCtx, cancelGrace := context.WithTimeout(context.Background(), cfg.Worker.GracePeriod)
 	defer cancelGrace()
 	stopCtx, cancelStop := signal.NotifyContext(graceCtx, syscall.SIGINT, syscall.SIGTERM)
 	defer cancelStop()
+	log.Info("stopping: finishing jobs in flight; a second signal stops at once", zap.Duration("grace_period", cfg.Worker.GracePeriod))
 	if err := w.Stop(stopCtx); err != nil {
 		// Jobs cut off were handed back to NATS; that is a clean exit too.
 		log.Warn("grace period over", zap.Error(err))
