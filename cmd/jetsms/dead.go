@@ -65,15 +65,11 @@ func runDead(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		filter = names.Dead(f.lane)
 	}
-	nc, err := connectClient(ctx, cfg)
+	nc, js, err := connectJetStream(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	stream, err := js.Stream(ctx, names.DeadStream())
 	if err != nil {
 		return fmt.Errorf("dead-letter stream: %w", err)

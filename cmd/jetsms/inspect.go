@@ -63,15 +63,11 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	nc, err := connectClient(ctx, cfg)
+	nc, js, err := connectJetStream(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	lines := make(chan string, 64)
 	consume := func(stream string, filters []string, format func(jetstream.Msg) (string, bool)) error {
 		cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
@@ -180,15 +176,11 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("streams.prefix: %w", err)
 	}
-	nc, err := connectClient(ctx, cfg)
+	nc, js, err := connectJetStream(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	led, err := openLedger(ctx, js, cfg, names)
 	if err != nil {
 		return err

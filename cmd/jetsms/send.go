@@ -94,15 +94,11 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("job refused: %w", err)
 	}
 
-	nc, err := connectClient(ctx, cfg)
+	nc, js, err := connectJetStream(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	subject := names.Send(f.lane)
 	if f.campaign != "" {
 		subject = names.SendCampaign(f.lane, f.campaign)
@@ -144,6 +140,20 @@ func connectClient(ctx context.Context, cfg config.Config) (*nats.Conn, error) {
 		return nil, fmt.Errorf("%w (is `jetsms run` running, or nats.url set?)", err)
 	}
 	return nc, nil
+}
+
+// connectJetStream is connectClient with a JetStream context on the connection.
+func connectJetStream(ctx context.Context, cfg config.Config) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := connectClient(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
 }
 
 // follow streams the status events of one job, from now on.
