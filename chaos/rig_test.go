@@ -203,12 +203,16 @@ func newRig(t *testing.T, cfg rigConfig) *rig {
 // freeAddr returns a loopback host:port that was free a moment ago; the rig keeps
 // it for a listener that restarts (NATS, a worker's callbacks). It is taken below
 // the kernel's ephemeral range, so that no outgoing connection of the many the
-// cases make gets it meanwhile.
+// cases make gets it meanwhile. No two calls in this process return the same
+// port, even when the first caller has not bound it yet.
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	low := ephemeralLow()
 	for range 200 {
 		port := portFloor + rand.IntN(low-portFloor)
+		if !handOut(port) {
+			continue
+		}
 		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
 			continue
@@ -221,6 +225,25 @@ func freeAddr(t *testing.T) string {
 	}
 	t.Fatalf("no free port between %d and %d", portFloor, low)
 	return ""
+}
+
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// handOut reserves port for one caller of freeAddr; false when another has it.
+func handOut(port int) bool {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports[port] {
+		return false
+	}
+	if handedOut.ports == nil {
+		handedOut.ports = make(map[int]bool)
+	}
+	handedOut.ports[port] = true
+	return true
 }
 
 // portFloor is the lowest port freeAddr picks.

@@ -20,6 +20,8 @@ func TestDeadLettersReplayAndGet(t *testing.T) {
 			"--nats.embedded.listen", "127.0.0.1:0",
 			"--sandbox.listen", "127.0.0.1:0",
 			"--callbacks.listen", "127.0.0.1:0",
+			// Every receipt says received, so the replayed job's status is known.
+			"--sandbox.dlr_mix", "received=1",
 		}, extra...)...)}
 		return b, b.natsURL(t)
 	}
