@@ -611,7 +611,8 @@ func (p *retryPolicy) NextBackOff() time.Duration {
 	if next == backoff.Stop || p.retryAfter > QuickRetryMaxWait {
 		return backoff.Stop
 	}
-	return max(next, p.retryAfter)
+	// The randomised wait can reach 1.5 × the backoff's MaxInterval.
+	return max(min(next, QuickRetryMaxWait), p.retryAfter)
 }
 
 func (p *retryPolicy) Reset() { p.exp.Reset(); p.retryAfter = 0 }
