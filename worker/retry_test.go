@@ -1,15 +1,12 @@
 package worker
 
 import (
-	"math"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/stretchr/testify/require"
-
-	"github.com/jetsms/jetsms/ratelimit"
 )
 
 func TestRetryPolicy(t *testing.T) {
@@ -53,23 +50,4 @@ func TestNakDelay(t *testing.T) {
 	require.Equal(t, 8*NakDelayMin, nakDelay(NakDelayMin, 4, 0))
 	require.Equal(t, NakDelayMax, nakDelay(NakDelayMin, 100, 0), "capped")
 	require.Equal(t, 10*time.Minute, nakDelay(NakDelayMin, 1, 10*time.Minute), "never shorter than Retry-After")
-}
-
-func TestSizer(t *testing.T) {
-	t.Parallel()
-	unlimited, err := ratelimit.New(ratelimit.Config{PerSecond: math.Inf(1), Burst: 1})
-	require.NoError(t, err)
-	s := newSizer(4, 64, unlimited)
-	s.observe(20 * time.Millisecond)
-	require.Equal(t, 64, s.size(), "an unlimited rate needs the ceiling")
-
-	limited, err := ratelimit.New(ratelimit.Config{PerSecond: 200, Burst: 1})
-	require.NoError(t, err)
-	s = newSizer(4, 64, limited)
-	require.Equal(t, 64, s.size(), "no measurement yet: the ceiling")
-	s.observe(20 * time.Millisecond)
-	require.Equal(t, 9, s.size(), "2 × 200/s × 20 ms + 1")
-	s = newSizer(4, 64, limited)
-	s.observe(time.Millisecond)
-	require.Equal(t, 4, s.size(), "never below the floor")
 }
