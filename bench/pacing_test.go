@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetsms/jetsms/config"
 	"github.com/jetsms/jetsms/dispatcher"
 	"github.com/jetsms/jetsms/events"
 	"github.com/jetsms/jetsms/gwsim"
@@ -24,7 +25,8 @@ import (
 // BenchmarkPacing prints, from one run: (a) the latency from publish to gateway of
 // priority jobs while a bulk backlog drains at 500/s, beside the raw JetStream
 // publish-to-consume latency of the same run; (b) the rate achieved against the
-// rate configured, over 10 s at 500/s and 5,000/s, with the largest count in any
+// rate configured, over 10 s at 500/s and 5,000/s with jetsms's default burst (and
+// at 5,000/s with a burst of 1, for information), with the largest count in any
 // 100 ms window; (d) the rate achieved at 2,000/s through a 20 ms and a 200 ms
 // gateway, with the concurrency the worker chose. (c), the memory of a
 // 1,000,000-job backlog, is BenchmarkBacklogMemory.
@@ -45,17 +47,32 @@ func BenchmarkPacing(b *testing.B) {
 			latencyVerdict(p99, 50*time.Millisecond+tokenInterval))
 		b.ReportMetric(ms(p99), "ms-p99-priority")
 
-		// (b) Rate accuracy.
-		for _, rate := range []float64{500, 5000} {
+		// (b) Rate accuracy, with the burst jetsms ships (rate.burst), and at 5,000/s
+		// once more with a burst of 1, which allows no catching up: a token the
+		// scheduler wakes too late for is lost, so that line shows how precisely
+		// this machine's timers pace, not a target.
+		for _, c := range []struct {
+			rate  float64
+			burst int
+			info  bool
+		}{{500, config.RateBurstDefault, false}, {5000, config.RateBurstDefault, false}, {5000, 1, true}} {
 			s := startServer(b)
 			gw := startSimulator(b, gwsim.Config{Keep: -1})
-			run := pacedRun(b, s, gw, rate, 1, concurrency, measureWindow())
-			ratio := run.achieved / rate
-			report2(b, fmt.Sprintf("rate achieved at %.0f/s (burst 1)", rate), run.achieved, "msgs/s",
-				rangeVerdict(ratio, 0.98, 1.00))
-			report2(b, fmt.Sprintf("  largest count in 100 ms at %.0f/s", rate), float64(run.maxWindow), "msgs",
-				fmt.Sprintf("(rate×0.1 s + burst = %.0f)", rate*0.1+1))
-			b.ReportMetric(ratio, fmt.Sprintf("ratio@%.0f/s", rate))
+			run := pacedRun(b, s, gw, c.rate, c.burst, concurrency, measureWindow())
+			ratio := run.achieved / c.rate
+			against := rangeVerdict(ratio, 0.98, 1.00)
+			if c.info {
+				against = fmt.Sprintf("%.3f of configured (information)", ratio)
+			}
+			report2(b, fmt.Sprintf("rate achieved at %.0f/s (burst %d)", c.rate, c.burst), run.achieved, "msgs/s", against)
+			report2(b, fmt.Sprintf("  largest count in 100 ms at %.0f/s", c.rate), float64(run.maxWindow), "msgs",
+				fmt.Sprintf("(rate×0.1 s + burst = %.0f, at the gateway's arrivals); concurrency chosen %d",
+					c.rate*0.1+float64(c.burst), run.concurrency))
+			report2(b, fmt.Sprintf("  largest count in 1 s at %.0f/s", c.rate), float64(run.maxSecond), "msgs",
+				fmt.Sprintf("(rate + burst = %.0f)", c.rate+float64(c.burst)))
+			if !c.info {
+				b.ReportMetric(ratio, fmt.Sprintf("ratio@%.0f/s", c.rate))
+			}
 		}
 
 		// (d) Concurrency sized by latency.
@@ -63,9 +80,9 @@ func BenchmarkPacing(b *testing.B) {
 			s := startServer(b)
 			gw := startSimulator(b, gwsim.Config{Keep: -1, Latency: lat})
 			const rate = 2000
-			run := pacedRun(b, s, gw, rate, 1, 2000, measureWindow())
+			run := pacedRun(b, s, gw, rate, config.RateBurstDefault, 2000, measureWindow())
 			ratio := run.achieved / rate
-			report2(b, fmt.Sprintf("rate achieved at 2000/s, %s gateway", lat), run.achieved, "msgs/s",
+			report2(b, fmt.Sprintf("rate achieved at 2000/s, %s gateway (burst %d)", lat, config.RateBurstDefault), run.achieved, "msgs/s",
 				fmt.Sprintf("%s; concurrency chosen %d (rate×latency = %.0f)", atLeastVerdict(ratio, 0.97),
 					run.concurrency, rate*lat.Seconds()))
 			b.ReportMetric(ratio, fmt.Sprintf("ratio@%s", lat))
@@ -231,7 +248,8 @@ func priorityLatency(tb testing.TB, s *server, backlog int, rate float64, n int)
 
 type paced struct {
 	achieved    float64
-	maxWindow   int
+	maxWindow   int // in any 100 ms
+	maxSecond   int // in any second
 	concurrency int
 }
 
@@ -266,6 +284,7 @@ func pacedRun(tb testing.TB, s *server, gw *gateway, rate float64, burst, conc i
 	return paced{
 		achieved:    float64(after-before) / elapsed.Seconds(),
 		maxWindow:   maxIn(times, 100*time.Millisecond),
+		maxSecond:   maxIn(times, time.Second),
 		concurrency: chosen,
 	}
 }
