@@ -117,25 +117,22 @@ func TestCampaign(t *testing.T) {
 		require.NoError(t, tr.Start(t.Context()))
 		t.Cleanup(func() { require.NoError(t, tr.Stop(context.Background())) })
 
-		done := make(chan result, 1)
-		go func() {
-			done <- runJetsms(t, "campaign", "status", "spring", "--watch", "--nats.url", env.URL)
-		}()
+		watch := startJetsms(t, nil, "campaign", "status", "spring", "--watch", "--nats.url", env.URL)
+		// The record is printed before the watch begins; the jobs end only after
+		// it, so the watch follows them (it starts from the record's latest value).
+		watch.waitStdout(t, 30*time.Second, "line 5: destination")
+		require.NotContains(t, watch.stdout.String(), "state      done")
 		pub := events.New(env.JS, env.Names)
 		for _, row := range []int{1, 2, 3, 5} {
 			ev := job.Event{JobID: campaign.JobID("spring", row), MessageID: "m", Status: job.StatusReceived, Final: true,
 				Campaign: "spring", Lane: "bulk", At: time.Now()}
 			require.NoError(t, pub.Status(t.Context(), ev))
 		}
-		select {
-		case res := <-done:
-			require.Equal(t, 0, res.code, res.stderr)
-			require.Contains(t, res.stdout, "4 of 4 ended, 4 sent")
-			require.Regexp(t, `state +done`, res.stdout)
-			require.Regexp(t, `final +4 of 4: received 4`, res.stdout)
-		case <-time.After(30 * time.Second):
-			t.Fatal("status --watch did not return once every job had ended")
-		}
+		require.Equal(t, 0, watch.wait(t, 30*time.Second), "status --watch returns once every job has ended")
+		out := watch.stdout.String()
+		require.Contains(t, out, "4 of 4 ended, 4 sent")
+		require.Regexp(t, `state +done`, out)
+		require.Regexp(t, `final +4 of 4: received 4`, out)
 	})
 
 	t.Run("RefusesBadUse", func(t *testing.T) {

@@ -217,17 +217,56 @@ func (p *proc) wait(t *testing.T, timeout time.Duration) int {
 	return p.code
 }
 
+// waitStdout waits until the process's standard output contains s. The test fails
+// when the process exits without printing it, or after timeout.
+func (p *proc) waitStdout(t *testing.T, timeout time.Duration, s string) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		out, grew := p.stdout.snapshot()
+		if strings.Contains(out, s) {
+			return
+		}
+		select {
+		case <-grew:
+		case <-p.exited:
+			if out, _ := p.stdout.snapshot(); !strings.Contains(out, s) {
+				require.FailNowf(t, "not printed", "jetsms exited without printing %q; it printed:\n%s", s, out)
+			}
+			return
+		case <-deadline.C:
+			require.FailNowf(t, "not printed", "jetsms did not print %q within %s; it printed:\n%s", s, timeout, out)
+		}
+	}
+}
+
 // lockedBuffer is a bytes.Buffer that exec's copying goroutine and a test may use
 // at once.
 type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	grew chan struct{} // closed and replaced on each write
 }
 
 func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.grew != nil {
+		close(b.grew)
+		b.grew = nil
+	}
 	return b.buf.Write(p)
+}
+
+// snapshot returns what was written so far and a channel closed at the next write.
+func (b *lockedBuffer) snapshot() (string, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.grew == nil {
+		b.grew = make(chan struct{})
+	}
+	return b.buf.String(), b.grew
 }
 
 func (b *lockedBuffer) String() string {
