@@ -514,7 +514,13 @@ func TestWorker(t *testing.T) {
 
 	t.Run("StoppedMidBatchThenRestartedSendsTheRest", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, options{sim: gwsim.Config{Latency: 20 * time.Millisecond}, worker: worker.Config{Concurrency: 8}, noRun: true})
+		// Paced at 100/s, the last two thirds take two seconds after the gateway
+		// has taken the first third: time enough to stop in the middle, however
+		// slowly this test's goroutine is scheduled.
+		lim, err := ratelimit.NewAdaptive(ratelimit.AdaptiveConfig{PerSecond: 100, Burst: 1})
+		require.NoError(t, err)
+		b := setup(t, options{sim: gwsim.Config{Latency: 20 * time.Millisecond}, worker: worker.Config{Concurrency: 8},
+			limiter: lim, noRun: true})
 		first := b.start(t)
 		const n = 300
 		ids := make([]string, n)
@@ -522,10 +528,8 @@ func TestWorker(t *testing.T) {
 			ids[i] = fmt.Sprintf("batch-%03d", i)
 			b.publishJob(t, lanes[i%3], validJob(ids[i]))
 		}
-		b.waitAccepted(t, ids[:1], 20*time.Second)
-		b.status.WaitFor(t, 20*time.Second, "a third accepted", func(ms []brokertest.Msg) bool {
-			return len(brokertest.Events(ms)) >= n/3
-		})
+		require.Eventually(t, func() bool { return b.sim.Stats().Accepted >= n/3 }, 30*time.Second, 5*time.Millisecond,
+			"a third taken by the gateway")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		require.NoError(t, first.Stop(ctx))
