@@ -314,6 +314,54 @@ func (s *stack) awaitRecord(t *testing.T, name string, timeout time.Duration, wh
 // cutAt returns the campaign's count of arrivals at which the test acts.
 func cutAt(total int, fraction float64) int { return int(float64(total) * fraction) }
 
+// startCampaign publishes a campaign of n rows to destinations destFmt, waits
+// until every row is published (the worker sends nothing before, see
+// setupCampaigns), then lets the worker send; it returns when sending began.
+func startCampaign(t *testing.T, a *arrivals, name, destFmt string, n int) (*stack, time.Time) {
+	t.Helper()
+	s, send := setupCampaigns(t, a)
+	path := writeRecipients(t, n, destFmt)
+	r := awaitSent(t, s.sendCampaign(t, name, path), n)
+	t.Logf("publishing %d rows took %s", n, r.took.Round(time.Millisecond))
+	rec := s.awaitRecord(t, name, 10*time.Second, "publishing over", func(r *campaign.Record) bool { return r.PublishingOver() })
+	require.Equal(t, campaign.StateRunning, rec.State)
+	start := time.Now()
+	send()
+	return s, start
+}
+
+// cutOff waits until fraction of the campaign's n messages reached the gateway,
+// then changes its state to want with change (the store's Pause or Cancel, named
+// by verb) and waits until the gate sees it. It returns the arrivals when the
+// change was asked for, and the cut-off's times.
+func cutOff(t *testing.T, s *stack, a *arrivals, name string, n int, fraction float64, verb string, want campaign.State,
+	change func(context.Context, string) (*campaign.Record, error)) (int, cutoff) {
+	t.Helper()
+	a.waitProgress(t, 20*time.Second, 2*time.Minute, fmt.Sprintf("%.0f%% of %d messages of %s to arrive", 100*fraction, n, name), func() bool {
+		return a.byCampaign[name] >= cutAt(n, fraction)
+	})
+	seenCh := make(chan struct{})
+	go func() {
+		defer close(seenCh)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := s.gate.WaitFor(ctx, name, func(st campaign.State) bool { return st == want }); err == nil {
+			a.seen(name)
+		}
+	}()
+	at := a.cut(name)
+	rec, err := change(context.Background(), name)
+	require.NoError(t, err)
+	require.Equal(t, want, rec.State)
+	select {
+	case <-seenCh:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the gate did not see the %s within 10s", verb)
+	}
+	_, _, c := a.late(name)
+	return at, c
+}
+
 // heldLimiter hands out no token until it is opened, then paces as next does:
 // a test holds sending back with it while a campaign is published.
 type heldLimiter struct {
@@ -372,39 +420,10 @@ func TestCampaign(t *testing.T) {
 		const destFmt = "+6422%07d"
 		const priorityJobs = 20
 		a := newArrivals()
-		s, send := setupCampaigns(t, a)
-		path := writeRecipients(t, n, destFmt)
-		// Every row is published before the worker sends (see setupCampaigns).
-		r := awaitSent(t, s.sendCampaign(t, name, path), n)
-		t.Logf("publishing %d rows took %s", n, r.took.Round(time.Millisecond))
-		rec := s.awaitRecord(t, name, 10*time.Second, "publishing over", func(r *campaign.Record) bool { return r.PublishingOver() })
-		require.Equal(t, campaign.StateRunning, rec.State)
-		start := time.Now()
-		send()
+		s, start := startCampaign(t, a, name, destFmt, n)
 
 		// Pause at 40%.
-		a.waitProgress(t, 20*time.Second, 2*time.Minute, fmt.Sprintf("40%% of %d messages of %s to arrive", n, name), func() bool {
-			return a.byCampaign[name] >= cutAt(n, 0.4)
-		})
-		seenCh := make(chan struct{})
-		go func() {
-			defer close(seenCh)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if _, err := s.gate.WaitFor(ctx, name, func(st campaign.State) bool { return st == campaign.StatePaused }); err == nil {
-				a.seen(name)
-			}
-		}()
-		atPause := a.cut(name)
-		rec, err := s.campaigns.Pause(context.Background(), name)
-		require.NoError(t, err)
-		require.Equal(t, campaign.StatePaused, rec.State)
-		select {
-		case <-seenCh:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the gate did not see the pause within 10s")
-		}
-		_, _, c := a.late(name)
+		atPause, c := cutOff(t, s, a, name, n, 0.4, "pause", campaign.StatePaused, s.campaigns.Pause)
 		require.False(t, c.seen.IsZero(), "the gate saw the pause")
 		t.Logf("paused after %s at %d of %d arrivals (%.1f%%); the gate saw it %s after it was asked",
 			time.Since(start).Round(time.Millisecond), atPause, n, 100*float64(atPause)/float64(n),
@@ -441,7 +460,7 @@ func TestCampaign(t *testing.T) {
 
 		// Resume: the rest arrive, each destination once.
 		resumed := time.Now()
-		rec, err = s.campaigns.Resume(context.Background(), name)
+		rec, err := s.campaigns.Resume(context.Background(), name)
 		require.NoError(t, err)
 		require.Equal(t, campaign.StateRunning, rec.State, "resumed after publishing was over")
 		a.waitProgress(t, 20*time.Second, 3*time.Minute, fmt.Sprintf("all %d messages of %s to arrive after the resume", n, name), func() bool {
@@ -510,40 +529,11 @@ func TestCampaign(t *testing.T) {
 		const name = "winter-sale"
 		const destFmt = "+6427%07d"
 		a := newArrivals()
-		s, send := setupCampaigns(t, a)
-		path := writeRecipients(t, n, destFmt)
-		// Every row is published before the worker sends (see setupCampaigns): the
-		// cancel then finds 40% of the file unsent in the jobs stream.
-		r := awaitSent(t, s.sendCampaign(t, name, path), n)
-		t.Logf("publishing %d rows took %s", n, r.took.Round(time.Millisecond))
-		rec := s.awaitRecord(t, name, 10*time.Second, "publishing over", func(r *campaign.Record) bool { return r.PublishingOver() })
-		require.Equal(t, campaign.StateRunning, rec.State)
-		start := time.Now()
-		send()
+		// The cancel finds 40% of the file unsent in the jobs stream.
+		s, start := startCampaign(t, a, name, destFmt, n)
 
 		// Cancel at 60%.
-		a.waitProgress(t, 20*time.Second, 2*time.Minute, fmt.Sprintf("60%% of %d messages of %s to arrive", n, name), func() bool {
-			return a.byCampaign[name] >= cutAt(n, 0.6)
-		})
-		seenCh := make(chan struct{})
-		go func() {
-			defer close(seenCh)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if _, err := s.gate.WaitFor(ctx, name, func(st campaign.State) bool { return st == campaign.StateCancelled }); err == nil {
-				a.seen(name)
-			}
-		}()
-		atCancel := a.cut(name)
-		rec, err := s.campaigns.Cancel(context.Background(), name)
-		require.NoError(t, err)
-		require.Equal(t, campaign.StateCancelled, rec.State)
-		select {
-		case <-seenCh:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the gate did not see the cancel within 10s")
-		}
-		_, _, c := a.late(name)
+		atCancel, c := cutOff(t, s, a, name, n, 0.6, "cancel", campaign.StateCancelled, s.campaigns.Cancel)
 		t.Logf("cancelled after %s at %d of %d arrivals (%.1f%%); the gate saw it %s after it was asked",
 			time.Since(start).Round(time.Millisecond), atCancel, n, 100*float64(atCancel)/float64(n), c.seen.Sub(c.asked).Round(time.Microsecond))
 
@@ -595,7 +585,7 @@ func TestCampaign(t *testing.T) {
 		require.Positive(t, cancelledN, "the cancel came before the campaign was all sent")
 		require.EqualValues(t, sentN, s.sim.Stats().Accepted, "messages the simulator accepted")
 
-		rec, _, err = s.campaigns.Get(context.Background(), name)
+		rec, _, err := s.campaigns.Get(context.Background(), name)
 		require.NoError(t, err)
 		require.Equal(t, campaign.StateCancelled, rec.State)
 		require.True(t, rec.Progress.Complete)
