@@ -23,8 +23,8 @@ run:
 # the rest (the fault suite alone keeps both cores busy).
 test:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/cluster$$')
-	$(GO) test -race -count=1 ./cluster
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/test/cluster$$')
+	$(GO) test -race -count=1 ./test/cluster
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 test-short:
@@ -34,13 +34,13 @@ test-short:
 # BENCH_SCALE=0.1 for a quick look; BENCH_SYNC=always to measure with the embedded
 # server's default durability instead of a sync interval.
 bench:
-	$(GO) test -run '^$$' -bench 'BenchmarkPipeline$$|BenchmarkBacklogMemory$$|BenchmarkPacing$$|BenchmarkCallbacks$$|BenchmarkCampaignPublish$$' -benchtime 1x -timeout 60m ./bench/
+	$(GO) test -run '^$$' -bench 'BenchmarkPipeline$$|BenchmarkBacklogMemory$$|BenchmarkPacing$$|BenchmarkCallbacks$$|BenchmarkCampaignPublish$$' -benchtime 1x -timeout 60m ./test/bench/
 
 # The fault suite's long form: SIGKILLs, NATS restarts, a faulty gateway, wrong
 # credentials and bad receipts against the jetsms binary, 100,000 jobs for the kill
-# case. The summary table goes to chaos/results.md. `make test` runs its CI size.
+# case. The summary table goes to test/chaos/results.md. `make test` runs its CI size.
 chaos:
-	$(GO) test -race -count=1 -timeout 60m -v -run '^TestChaos$$' ./chaos -args -chaos.scale=5 -chaos.summary=results.md
+	$(GO) test -race -count=1 -timeout 60m -v -run '^TestChaos$$' ./test/chaos -args -chaos.scale=5 -chaos.summary=results.md
 
 # Each fuzz target for FUZZTIME (make fuzz FUZZTIME=10m for a long run).
 fuzz:

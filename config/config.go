@@ -8,11 +8,11 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/jetsms/jetsms/secret"
-	"github.com/jetsms/jetsms/subjects"
+	"github.com/jetsms/jetsms/internal/secret"
+	"github.com/jetsms/jetsms/internal/subjects"
 )
 
-// Defaults of the settings, as CONTRACT.md ("Configuration") gives them. A setting
+// Defaults of the settings, as docs/contract.md ("Configuration") gives them. A setting
 // whose default is empty or zero has no constant. The lanes' default is returned by
 // LanesDefault, and nats.embedded.sync defaults to Sync{Always: true}.
 const (

@@ -15,7 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/jetsms/jetsms/secret"
+	"github.com/jetsms/jetsms/internal/secret"
 )
 
 // testBundle is what the tests of loading need: a directory for files.
@@ -107,7 +107,7 @@ func TestDefault(t *testing.T) {
 		}
 		require.Equal(t, want, Default())
 
-		// The rows of CONTRACT.md's configuration table, as Settings gives them.
+		// The rows of docs/contract.md's configuration table, as Settings gives them.
 		contract := map[string][2]string{
 			"nats.url":                {"JETSMS_NATS_URL", ""},
 			"nats.embedded.store_dir": {"JETSMS_NATS_STORE_DIR", "./data"},

@@ -10,7 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/jetsms/jetsms/secret"
+	"github.com/jetsms/jetsms/internal/secret"
 )
 
 // Setting describes one setting, for documentation and --help.

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jetsms/jetsms/subjects"
+	"github.com/jetsms/jetsms/internal/subjects"
 )
 
 // Validate checks every setting and returns nil, or one error per problem joined

@@ -28,9 +28,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/jetsms/jetsms/broker/brokertest"
+	"github.com/jetsms/jetsms/internal/broker/brokertest"
 	"github.com/jetsms/jetsms/config"
-	"github.com/jetsms/jetsms/metrics"
+	"github.com/jetsms/jetsms/internal/metrics"
 )
 
 // The files checked here, relative to this package's directory.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/jetsms/jetsms/gwsim"
+	"github.com/jetsms/jetsms/internal/gwsim"
 	"github.com/jetsms/jetsms/job"
 )
 

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/jetsms/jetsms/job"
-	"github.com/jetsms/jetsms/secret"
+	"github.com/jetsms/jetsms/internal/secret"
 )
 
 // Defaults for Config.

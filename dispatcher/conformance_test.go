@@ -10,9 +10,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/jetsms/jetsms/gwsim"
+	"github.com/jetsms/jetsms/internal/gwsim"
 	"github.com/jetsms/jetsms/job"
-	"github.com/jetsms/jetsms/secret"
+	"github.com/jetsms/jetsms/internal/secret"
 )
 
 // The interfaces the clients' consumers declare: the worker's Sender and the

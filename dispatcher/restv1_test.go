@@ -19,9 +19,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetsms/jetsms/dlr"
-	"github.com/jetsms/jetsms/gwsim"
+	"github.com/jetsms/jetsms/internal/gwsim"
 	"github.com/jetsms/jetsms/job"
-	"github.com/jetsms/jetsms/secret"
+	"github.com/jetsms/jetsms/internal/secret"
 )
 
 var v1Features = implementations[1].features

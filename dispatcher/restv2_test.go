@@ -25,7 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetsms/jetsms/job"
-	"github.com/jetsms/jetsms/secret"
+	"github.com/jetsms/jetsms/internal/secret"
 )
 
 const (

@@ -18,9 +18,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/jetsms/jetsms/metrics"
-	"github.com/jetsms/jetsms/secret"
-	"github.com/jetsms/jetsms/subjects"
+	"github.com/jetsms/jetsms/internal/metrics"
+	"github.com/jetsms/jetsms/internal/secret"
+	"github.com/jetsms/jetsms/internal/subjects"
 )
 
 // The routes the Receiver answers; mount it on a mux at both (or at "/callbacks/").
@@ -31,7 +31,7 @@ const (
 
 // Receiver defaults and fixed limits.
 const (
-	// MaxBodyBytes is the largest callback body read (64 KiB, as CONTRACT.md
+	// MaxBodyBytes is the largest callback body read (64 KiB, as docs/contract.md
 	// says); a larger one is answered 413.
 	MaxBodyBytes = 64 << 10
 	// PublishTimeoutDefault bounds how long a callback waits for JetStream to

@@ -20,9 +20,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/jetsms/jetsms/broker"
-	"github.com/jetsms/jetsms/broker/brokertest"
-	"github.com/jetsms/jetsms/secret"
+	"github.com/jetsms/jetsms/internal/broker"
+	"github.com/jetsms/jetsms/internal/broker/brokertest"
+	"github.com/jetsms/jetsms/internal/secret"
 )
 
 // eventWait bounds every wait for an event; nothing here should take nearly this

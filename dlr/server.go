@@ -11,7 +11,7 @@ import (
 // Server defaults. Each bounds how long one client can hold a connection or a
 // goroutine, so a slow or stalled client cannot use the server up.
 const (
-	// ListenDefault is the callback receiver's address of CONTRACT.md.
+	// ListenDefault is the callback receiver's address of docs/contract.md.
 	ListenDefault = ":8080"
 	// ReadHeaderTimeoutDefault bounds reading a request's headers.
 	ReadHeaderTimeoutDefault = 5 * time.Second

@@ -15,7 +15,7 @@ import (
 // testNow is the fixed clock of every decode test.
 var testNow = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
 
-// validJob is the example job of CONTRACT.md, with every field set.
+// validJob is the example job of docs/contract.md, with every field set.
 const validJob = `{
   "id": "order-1234-otp",
   "destination": "+64211234567",

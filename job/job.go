@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Job is one SMS to send, as a producer publishes it (see CONTRACT.md, "Jobs").
+// Job is one SMS to send, as a producer publishes it (see docs/contract.md, "Jobs").
 // Lane, Campaign, Segments and Encoding are not read from the JSON: the worker sets
 // Lane and Campaign from the subject, and Decode sets Segments and Encoding from
 // Content.
@@ -45,7 +45,7 @@ const (
 // Status is a job's state as published in status events.
 type Status string
 
-// The statuses of CONTRACT.md. Statuses the gateway reports that are not listed here
+// The statuses of docs/contract.md. Statuses the gateway reports that are not listed here
 // are kept as they came (Status is an open set).
 const (
 	StatusAccepted   Status = "accepted"

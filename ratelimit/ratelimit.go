@@ -9,7 +9,7 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Defaults of CONTRACT.md.
+// Defaults of docs/contract.md.
 const (
 	PerSecondDefault = 50.0
 	BurstDefault     = 50

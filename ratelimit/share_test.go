@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/jetsms/jetsms/broker/brokertest"
+	"github.com/jetsms/jetsms/internal/broker/brokertest"
 )
 
 func TestShare(t *testing.T) {

@@ -9,9 +9,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/jetsms/jetsms/campaign"
+	"github.com/jetsms/jetsms/internal/campaign"
 	"github.com/jetsms/jetsms/job"
-	"github.com/jetsms/jetsms/metrics"
+	"github.com/jetsms/jetsms/internal/metrics"
 )
 
 // CampaignStates says what state a campaign is in; see campaign.Gate.

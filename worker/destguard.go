@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetsms/jetsms/optout"
-	"github.com/jetsms/jetsms/subjects"
+	"github.com/jetsms/jetsms/internal/optout"
+	"github.com/jetsms/jetsms/internal/subjects"
 )
 
 // DestinationLimit bounds the messages sent to one number: at most Max in each

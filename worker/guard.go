@@ -8,10 +8,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jetsms/jetsms/dispatcher"
-	"github.com/jetsms/jetsms/events"
+	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/job"
-	"github.com/jetsms/jetsms/ledger"
-	"github.com/jetsms/jetsms/metrics"
+	"github.com/jetsms/jetsms/internal/ledger"
+	"github.com/jetsms/jetsms/internal/metrics"
 )
 
 // The ambiguity policies of LaneOptions.Ambiguous: what a lane does with a job

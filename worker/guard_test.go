@@ -12,12 +12,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/jetsms/jetsms/broker/brokertest"
-	"github.com/jetsms/jetsms/events"
-	"github.com/jetsms/jetsms/gwsim"
+	"github.com/jetsms/jetsms/internal/broker/brokertest"
+	"github.com/jetsms/jetsms/internal/events"
+	"github.com/jetsms/jetsms/internal/gwsim"
 	"github.com/jetsms/jetsms/job"
-	"github.com/jetsms/jetsms/ledger"
-	"github.com/jetsms/jetsms/optout"
+	"github.com/jetsms/jetsms/internal/ledger"
+	"github.com/jetsms/jetsms/internal/optout"
 	"github.com/jetsms/jetsms/worker"
 )
 

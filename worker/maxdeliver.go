@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/jetsms/jetsms/events"
+	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/job"
 )
 

@@ -10,8 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/jetsms/jetsms/broker/brokertest"
-	"github.com/jetsms/jetsms/gwsim"
+	"github.com/jetsms/jetsms/internal/broker/brokertest"
+	"github.com/jetsms/jetsms/internal/gwsim"
 	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/ratelimit"
 	"github.com/jetsms/jetsms/worker"

@@ -12,13 +12,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jetsms/jetsms/dispatcher"
-	"github.com/jetsms/jetsms/events"
+	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/job"
-	"github.com/jetsms/jetsms/ledger"
-	"github.com/jetsms/jetsms/metrics"
-	"github.com/jetsms/jetsms/optout"
+	"github.com/jetsms/jetsms/internal/ledger"
+	"github.com/jetsms/jetsms/internal/metrics"
+	"github.com/jetsms/jetsms/internal/optout"
 	"github.com/jetsms/jetsms/ratelimit"
-	"github.com/jetsms/jetsms/subjects"
+	"github.com/jetsms/jetsms/internal/subjects"
 )
 
 // Defaults of Config.

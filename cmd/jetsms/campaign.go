@@ -16,11 +16,11 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetsms/jetsms/campaign"
+	"github.com/jetsms/jetsms/internal/campaign"
 	"github.com/jetsms/jetsms/config"
 	"github.com/jetsms/jetsms/job"
-	"github.com/jetsms/jetsms/optout"
-	"github.com/jetsms/jetsms/subjects"
+	"github.com/jetsms/jetsms/internal/optout"
+	"github.com/jetsms/jetsms/internal/subjects"
 )
 
 // Refresh periods of the campaign commands' progress output.

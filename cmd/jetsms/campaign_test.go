@@ -7,9 +7,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/jetsms/jetsms/broker/brokertest"
-	"github.com/jetsms/jetsms/campaign"
-	"github.com/jetsms/jetsms/events"
+	"github.com/jetsms/jetsms/internal/broker/brokertest"
+	"github.com/jetsms/jetsms/internal/campaign"
+	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/job"
 )
 

@@ -14,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetsms/jetsms/config"
-	"github.com/jetsms/jetsms/events"
-	"github.com/jetsms/jetsms/subjects"
+	"github.com/jetsms/jetsms/internal/events"
+	"github.com/jetsms/jetsms/internal/subjects"
 )
 
 // deadFilter selects dead letters.

@@ -16,10 +16,10 @@ import (
 
 	"github.com/jetsms/jetsms/config"
 	"github.com/jetsms/jetsms/dispatcher"
-	"github.com/jetsms/jetsms/events"
+	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/job"
-	"github.com/jetsms/jetsms/ledger"
-	"github.com/jetsms/jetsms/subjects"
+	"github.com/jetsms/jetsms/internal/ledger"
+	"github.com/jetsms/jetsms/internal/subjects"
 )
 
 // runTail is `jetsms tail`: status events and inbound messages as they arrive.

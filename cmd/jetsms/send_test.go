@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/jetsms/jetsms/broker/brokertest"
+	"github.com/jetsms/jetsms/internal/broker/brokertest"
 )
 
 // jobsStored returns how many jobs the jobs stream holds.

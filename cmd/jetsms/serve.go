@@ -23,19 +23,19 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/jetsms/jetsms/broker"
-	"github.com/jetsms/jetsms/campaign"
+	"github.com/jetsms/jetsms/internal/broker"
+	"github.com/jetsms/jetsms/internal/campaign"
 	"github.com/jetsms/jetsms/config"
 	"github.com/jetsms/jetsms/dispatcher"
 	"github.com/jetsms/jetsms/dlr"
-	"github.com/jetsms/jetsms/events"
-	"github.com/jetsms/jetsms/gwsim"
-	"github.com/jetsms/jetsms/ledger"
-	"github.com/jetsms/jetsms/metrics"
-	"github.com/jetsms/jetsms/optout"
+	"github.com/jetsms/jetsms/internal/events"
+	"github.com/jetsms/jetsms/internal/gwsim"
+	"github.com/jetsms/jetsms/internal/ledger"
+	"github.com/jetsms/jetsms/internal/metrics"
+	"github.com/jetsms/jetsms/internal/optout"
 	"github.com/jetsms/jetsms/ratelimit"
-	"github.com/jetsms/jetsms/resolve"
-	"github.com/jetsms/jetsms/subjects"
+	"github.com/jetsms/jetsms/internal/resolve"
+	"github.com/jetsms/jetsms/internal/subjects"
 	"github.com/jetsms/jetsms/worker"
 )
 
@@ -409,7 +409,7 @@ func (h *health) circuitOpen() string {
 	return ""
 }
 
-// routes is the HTTP API of CONTRACT.md ("Gateway callbacks").
+// routes is the HTTP API of docs/contract.md ("Gateway callbacks").
 func routes(receiver http.Handler, h *health, metricsHandler http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metricsHandler)

@@ -1,0 +1,223 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jetsms/jetsms/internal/broker/brokertest"
+	"github.com/jetsms/jetsms/job"
+)
+
+func open(t *testing.T) *Ledger {
+	t.Helper()
+	env := brokertest.Run(t)
+	l, err := Open(context.Background(), env.JS, Config{Bucket: env.Names.LedgerBucket(), Retention: time.Hour})
+	require.NoError(t, err)
+	return l
+}
+
+var t0 = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+
+func newEntry(id string) *Entry {
+	return FromJob(&job.Job{ID: id, Destination: "+64211234567", Lane: "priority", Metadata: map[string]string{"k": "v"}, Segments: 1}, t0)
+}
+
+func TestLedger(t *testing.T) {
+	t.Parallel()
+	l := open(t)
+	ctx := context.Background()
+
+	t.Run("CreateThenCreateAgainConflicts", func(t *testing.T) {
+		rev, err := l.Create(ctx, newEntry("a:1.x"))
+		require.NoError(t, err)
+		require.NotZero(t, rev)
+		_, err = l.Create(ctx, newEntry("a:1.x"))
+		require.ErrorIs(t, err, ErrConflict)
+		got, grev, err := l.Get(ctx, "a:1.x")
+		require.NoError(t, err)
+		require.Equal(t, rev, grev)
+		require.Equal(t, "a:1.x", got.JobID)
+		require.Equal(t, map[string]string{"k": "v"}, got.Metadata)
+	})
+
+	t.Run("UpdateOverAStaleRevisionConflicts", func(t *testing.T) {
+		e := newEntry("b")
+		rev, err := l.Create(ctx, e)
+		require.NoError(t, err)
+		e.Set(StateSubmitting, t0, "", "")
+		rev2, err := l.Update(ctx, e, rev)
+		require.NoError(t, err)
+		_, err = l.Update(ctx, e, rev)
+		require.ErrorIs(t, err, ErrConflict)
+		_, err = l.Update(ctx, e, rev2)
+		require.NoError(t, err)
+	})
+
+	t.Run("GetMissing", func(t *testing.T) {
+		_, _, err := l.Get(ctx, "nope")
+		require.ErrorIs(t, err, ErrNotFound)
+		_, err = l.Lookup(ctx, "nope")
+		require.ErrorIs(t, err, ErrNotFound)
+	})
+
+	t.Run("IndexAndLookup", func(t *testing.T) {
+		require.NoError(t, l.Index(ctx, "1e41f423-24cf-4fa2-9a8a-888c30653305", "order:1"))
+		require.NoError(t, l.Index(ctx, "12345", "v1-job"))
+		id, err := l.Lookup(ctx, "1e41f423-24cf-4fa2-9a8a-888c30653305")
+		require.NoError(t, err)
+		require.Equal(t, "order:1", id)
+		id, err = l.Lookup(ctx, "12345")
+		require.NoError(t, err)
+		require.Equal(t, "v1-job", id)
+	})
+
+	t.Run("ConcurrentModifyLosesNoChange", func(t *testing.T) {
+		_, err := l.Create(ctx, newEntry("counter"))
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		var failed atomic.Int32
+		for range 8 {
+			wg.Go(func() {
+				for range 5 {
+					_, err := l.Modify(ctx, "counter", func(e *Entry) (*Entry, error) {
+						e.Attempts++
+						return e, nil
+					})
+					if err != nil {
+						failed.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		e, _, err := l.Get(ctx, "counter")
+		require.NoError(t, err)
+		require.Equal(t, 40-int(failed.Load()), e.Attempts)
+		require.Zero(t, failed.Load(), "8 writers, 8 tries each: no modify should give up")
+	})
+
+	t.Run("ModifyCreatesWhenMissing", func(t *testing.T) {
+		got, err := l.Modify(ctx, "fresh", func(e *Entry) (*Entry, error) {
+			require.Nil(t, e)
+			return newEntry("fresh"), nil
+		})
+		require.NoError(t, err)
+		require.Equal(t, "fresh", got.JobID)
+		boom := errors.New("boom")
+		_, err = l.Modify(ctx, "fresh", func(*Entry) (*Entry, error) { return nil, boom })
+		require.ErrorIs(t, err, boom)
+	})
+
+	t.Run("JobsListsEveryJobByItsID", func(t *testing.T) {
+		var ids []string
+		require.NoError(t, l.Jobs(ctx, func(id string) bool { ids = append(ids, id); return true }))
+		sort.Strings(ids)
+		require.Equal(t, []string{"a:1.x", "b", "counter", "fresh"}, ids)
+	})
+}
+
+func TestOpenSetsRetention(t *testing.T) {
+	t.Parallel()
+	env := brokertest.Run(t)
+	ctx := context.Background()
+	_, err := Open(ctx, env.JS, Config{Bucket: "ret", Retention: 3 * time.Hour})
+	require.NoError(t, err)
+	kv, err := env.JS.KeyValue(ctx, "ret")
+	require.NoError(t, err)
+	st, err := kv.Status(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 3*time.Hour, st.TTL())
+	// Opening again with another retention updates the bucket in place.
+	_, err = Open(ctx, env.JS, Config{Bucket: "ret"})
+	require.NoError(t, err)
+	st, err = kv.Status(ctx)
+	require.NoError(t, err)
+	require.Equal(t, RetentionDefault, st.TTL())
+
+	_, err = Open(ctx, env.JS, Config{})
+	require.ErrorContains(t, err, "bucket")
+}
+
+func TestAdvance(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		from, to job.Status
+		moves    bool
+	}{
+		{StateSubmitting, job.StatusAccepted, true},
+		{StateQueued, job.StatusReceived, true},
+		{job.StatusAccepted, job.StatusSent, true},
+		{job.StatusAccepted, "weird_new_status", true},
+		{job.StatusSubmitted, job.StatusSent, true},
+		{job.StatusSent, job.StatusSent, false},
+		{job.StatusSent, job.StatusAccepted, false},
+		{job.StatusReceived, job.StatusSent, false},
+		{job.StatusReceived, job.StatusAccepted, false},
+		{job.StatusReceived, job.StatusReceived, false},
+		{job.StatusReceived, job.StatusRejected, false},
+		{job.StatusSent, job.StatusReceived, true},
+		{job.StatusAccepted, StateSubmitting, false},
+	}
+	for _, c := range cases {
+		e := newEntry("x")
+		e.Set(c.from, t0, "", "")
+		before := len(e.History)
+		require.Equal(t, c.moves, e.Advance(c.to, t0.Add(time.Second), "d"), "%s → %s", c.from, c.to)
+		if c.moves {
+			require.Equal(t, c.to, e.Status)
+			require.Len(t, e.History, before+1)
+		} else {
+			require.Equal(t, c.from, e.Status)
+			require.Len(t, e.History, before)
+		}
+	}
+}
+
+func TestHistoryIsBoundedAndKeepsTheFirstChange(t *testing.T) {
+	t.Parallel()
+	e := newEntry("x")
+	e.Set(StateQueued, t0, "first", "")
+	for i := range 100 {
+		e.Set(job.StatusRetrying, t0.Add(time.Duration(i)*time.Second), "", "")
+	}
+	require.Len(t, e.History, HistoryMax)
+	require.Equal(t, "first", e.History[0].Detail)
+	require.Equal(t, t0.Add(99*time.Second), e.History[HistoryMax-1].At)
+}
+
+func TestEscapeIsOneToOneAndMakesValidKeys(t *testing.T) {
+	t.Parallel()
+	for _, id := range []string{"", "a", "a.b", "..", "a:b", "A-Z_09", "=", "é", "a=3A"} {
+		k := escape(id)
+		require.Regexp(t, `^[A-Za-z0-9_=-]+$`, k)
+		back, ok := unescape(k)
+		require.True(t, ok)
+		require.Equal(t, id, back)
+	}
+	require.NotEqual(t, escape("a:b"), escape("a.b"))
+}
+
+func FuzzEscape(f *testing.F) {
+	for _, s := range []string{"", "order-1234-otp", "a:b.c", "=3A", "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		k := escape(id)
+		for i := 0; i < len(k); i++ {
+			if !keyByte(k[i]) && k[i] != '=' {
+				t.Fatalf("escape(%q) = %q holds %q", id, k, k[i])
+			}
+		}
+		back, ok := unescape(k)
+		if !ok || back != id {
+			t.Fatalf("unescape(escape(%q)) = %q, %v", id, back, ok)
+		}
+	})
+}

@@ -1,0 +1,229 @@
+package resolve
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/jetsms/jetsms/dispatcher"
+	"github.com/jetsms/jetsms/internal/events"
+	"github.com/jetsms/jetsms/job"
+	"github.com/jetsms/jetsms/internal/ledger"
+	"github.com/jetsms/jetsms/internal/metrics"
+	"github.com/jetsms/jetsms/internal/subjects"
+)
+
+// Defaults of ReconcilerConfig.
+const (
+	ReconcileAfterDefault = 24 * time.Hour
+	// reconcileRetry is how long a job waits when the gateway could not be asked.
+	reconcileRetry = time.Minute
+	// reconcileWaitMax caps one wait for a job that is not yet due, so a lowered
+	// ReconcileAfter takes effect within it.
+	reconcileWaitMax = time.Hour
+)
+
+// DetailNoReceipt is the detail of the expired event of a job for which no final
+// receipt came and the gateway reported nothing final.
+const DetailNoReceipt = "no_receipt"
+
+// Looker asks the gateway for one message; see dispatcher.RESTv2.Get.
+type Looker interface {
+	Get(ctx context.Context, messageID string) (dispatcher.Message, error)
+}
+
+// ReconcilerConfig configures a Reconciler.
+type ReconcilerConfig struct {
+	Names     subjects.Names
+	Ledger    *ledger.Ledger
+	Publisher *events.Publisher
+	Gateway   Looker
+	// After is how long after its acceptance a job without a final status is
+	// looked up. Default ReconcileAfterDefault.
+	After time.Duration
+	// Metrics, when set, counts reconciled jobs by result.
+	Metrics *metrics.Metrics
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// ReconcileStats counts what a Reconciler did.
+type ReconcileStats struct {
+	// Final: jobs already final when due. Reported: jobs given the gateway's
+	// final status. Expired: jobs ended expired with no_receipt.
+	Final, Reported, Expired int64
+}
+
+// Reconciler follows accepted events, in the order they were stored, and looks up
+// each job that is still not final After its acceptance. The accepted events are
+// its queue: it writes nothing of its own per job.
+type Reconciler struct {
+	cfg ReconcilerConfig
+	js  jetstream.JetStream
+	log *zap.Logger
+
+	final, reported, expired atomic.Int64
+
+	mu      sync.Mutex
+	cc      jetstream.ConsumeContext
+	stopped bool
+}
+
+// NewReconciler checks cfg and returns a Reconciler that is not yet running.
+func NewReconciler(cfg ReconcilerConfig, js jetstream.JetStream, log *zap.Logger) (*Reconciler, error) {
+	if js == nil || cfg.Ledger == nil || cfg.Publisher == nil || cfg.Gateway == nil {
+		return nil, errors.New("resolve: reconciler: jetstream, ledger, publisher and gateway are required")
+	}
+	if cfg.After < 0 {
+		return nil, errors.New("resolve: reconciler: after must not be negative")
+	}
+	if cfg.After == 0 {
+		cfg.After = ReconcileAfterDefault
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Reconciler{cfg: cfg, js: js, log: log.Named("reconcile")}, nil
+}
+
+// Start creates or updates the durable consumer of accepted events and starts.
+func (r *Reconciler) Start(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cc != nil || r.stopped {
+		return errors.New("resolve: reconciler already started")
+	}
+	n := r.cfg.Names
+	cons, err := r.js.CreateOrUpdateConsumer(ctx, n.StatusStream(), jetstream.ConsumerConfig{
+		Durable:       "jetsms_" + strings.ReplaceAll(n.Prefix(), ".", "_") + "_reconcile",
+		Description:   "jetsms reconciler: looks up accepted jobs with no final receipt",
+		FilterSubject: n.Status(string(job.StatusAccepted)),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxDeliver:    -1,
+		MaxAckPending: 10_000,
+	})
+	if err != nil {
+		return fmt.Errorf("resolve: reconciler consumer: %w", err)
+	}
+	// One at a time: the events come in time order, and a job not yet due means
+	// none after it is either.
+	cc, err := cons.Consume(r.handle, jetstream.PullMaxMessages(64),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+				r.log.Debug("consume accepted events", zap.Error(err))
+			}
+		}))
+	if err != nil {
+		return fmt.Errorf("resolve: reconciler consume: %w", err)
+	}
+	r.cc = cc
+	return nil
+}
+
+// Stop stops the reconciler and waits for the job in hand, until ctx ends.
+func (r *Reconciler) Stop(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped || r.cc == nil {
+		r.stopped = true
+		return nil
+	}
+	r.stopped = true
+	r.cc.Drain()
+	select {
+	case <-r.cc.Closed():
+		return nil
+	case <-ctx.Done():
+		r.cc.Stop()
+		return fmt.Errorf("resolve: reconciler stop: %w", ctx.Err())
+	}
+}
+
+// Stats returns the counts so far.
+func (r *Reconciler) Stats() ReconcileStats {
+	return ReconcileStats{Final: r.final.Load(), Reported: r.reported.Load(), Expired: r.expired.Load()}
+}
+
+func (r *Reconciler) handle(m jetstream.Msg) {
+	var ev job.Event
+	if err := json.Unmarshal(m.Data(), &ev); err != nil || ev.JobID == "" {
+		_ = m.Term()
+		return
+	}
+	due := ev.At.Add(r.cfg.After)
+	if wait := due.Sub(r.cfg.Now()); wait > 0 {
+		_ = m.NakWithDelay(min(wait, reconcileWaitMax))
+		return
+	}
+	ctx := context.Background()
+	if err := r.reconcile(ctx, ev); err != nil {
+		r.log.Warn("job not reconciled; trying again later", zap.String("job_id", ev.JobID), zap.Error(err))
+		_ = m.NakWithDelay(reconcileRetry)
+		return
+	}
+	_ = m.Ack()
+}
+
+func (r *Reconciler) reconcile(ctx context.Context, ev job.Event) error {
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	e, _, err := r.cfg.Ledger.Get(sctx, ev.JobID)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return nil // past the ledger's retention: nothing left to reconcile
+	}
+	if err != nil {
+		return err
+	}
+	if e.Status.Final() {
+		r.final.Add(1)
+		r.cfg.Metrics.Reconciled(metrics.ReconciledFinal)
+		return nil
+	}
+	now := r.cfg.Now()
+	msg, err := r.cfg.Gateway.Get(sctx, ev.MessageID)
+	switch {
+	case errors.Is(err, dispatcher.ErrNotFound):
+	case err != nil:
+		return err
+	case msg.Status == "":
+		// The gateway keeps the message but tells no status (REST v1).
+	default:
+		st := normalStatus(msg.Status)
+		if _, err := Apply(ctx, r.cfg.Ledger, r.cfg.Publisher, ev.JobID, Change{
+			MessageID: ev.MessageID, Status: st, Detail: "reconciled", At: now,
+		}); err != nil {
+			return err
+		}
+		if st.Final() {
+			r.reported.Add(1)
+			r.cfg.Metrics.Reconciled(metrics.ReconciledReported)
+			return nil
+		}
+	}
+	moved, err := Apply(ctx, r.cfg.Ledger, r.cfg.Publisher, ev.JobID, Change{
+		MessageID: ev.MessageID, Status: job.StatusExpired, Detail: DetailNoReceipt, At: now,
+	})
+	if err != nil {
+		return err
+	}
+	if moved {
+		r.expired.Add(1)
+		r.cfg.Metrics.Reconciled(metrics.ReconciledExpired)
+		r.log.Info("no final receipt; job ended expired", zap.String("job_id", ev.JobID),
+			zap.String("message_id", ev.MessageID), zap.Duration("after", r.cfg.After))
+	}
+	return nil
+}

@@ -1,0 +1,400 @@
+package resolve
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/jetsms/jetsms/dlr"
+	"github.com/jetsms/jetsms/internal/events"
+	"github.com/jetsms/jetsms/job"
+	"github.com/jetsms/jetsms/internal/ledger"
+	"github.com/jetsms/jetsms/internal/metrics"
+	"github.com/jetsms/jetsms/internal/optout"
+	"github.com/jetsms/jetsms/internal/subjects"
+)
+
+// Defaults of Config.
+const (
+	ResolveWithinDefault = 2 * time.Minute
+	RetryDelayDefault    = 500 * time.Millisecond
+	RetryDelayMax        = 15 * time.Second
+	ConcurrencyDefault   = 32
+	// stepTimeout bounds one NATS call of a handler.
+	stepTimeout = 10 * time.Second
+	ackWait     = 30 * time.Second
+)
+
+// Config configures a Resolver.
+type Config struct {
+	Names     subjects.Names
+	Ledger    *ledger.Ledger
+	OptOuts   *optout.List
+	Publisher *events.Publisher
+	// ResolveWithin is how long a receipt whose message id is not in the ledger
+	// is retried before it is published without a job. Default
+	// ResolveWithinDefault.
+	ResolveWithin time.Duration
+	// RetryDelay is the first delay of such a retry; it doubles up to
+	// RetryDelayMax. Default RetryDelayDefault.
+	RetryDelay time.Duration
+	// Concurrency is how many callbacks are handled at once. Default
+	// ConcurrencyDefault.
+	Concurrency int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Metrics, when set, counts receipts, their lag and lookups that missed.
+	Metrics *metrics.Metrics
+}
+
+// Stats counts what a Resolver did.
+type Stats struct {
+	// Published: receipts that moved a job and were published.
+	Published int64
+	// Unchanged: receipts that changed nothing (repeated, or behind a final
+	// status).
+	Unchanged int64
+	// Retried: lookups that missed and were retried later.
+	Retried int64
+	// Unmatched: receipts published without a job after ResolveWithin.
+	Unmatched int64
+	// Inbound: inbound messages published; OptOuts and OptIns the list changes.
+	Inbound, OptOuts, OptIns int64
+	// Failed: handlings released after a NATS error.
+	Failed int64
+}
+
+// Resolver consumes the callbacks stream. Start it once; Stop it once or more.
+type Resolver struct {
+	cfg Config
+	js  jetstream.JetStream
+	log *zap.Logger
+
+	published, unchanged, retried, unmatched atomic.Int64
+	inbound, optOuts, optIns, failed         atomic.Int64
+
+	mu      sync.Mutex
+	cc      jetstream.ConsumeContext
+	work    []chan jetstream.Msg // one queue per handler; a message's receipts share one
+	workers sync.WaitGroup
+	stopped bool
+}
+
+// New checks cfg and returns a Resolver that is not yet running.
+func New(cfg Config, js jetstream.JetStream, log *zap.Logger) (*Resolver, error) {
+	if js == nil || cfg.Ledger == nil || cfg.Publisher == nil {
+		return nil, errors.New("resolve: jetstream, ledger and publisher are required")
+	}
+	if cfg.ResolveWithin < 0 || cfg.RetryDelay < 0 || cfg.Concurrency < 0 {
+		return nil, errors.New("resolve: resolve_within, retry delay and concurrency must not be negative")
+	}
+	if cfg.ResolveWithin == 0 {
+		cfg.ResolveWithin = ResolveWithinDefault
+	}
+	if cfg.RetryDelay == 0 {
+		cfg.RetryDelay = RetryDelayDefault
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = ConcurrencyDefault
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Resolver{cfg: cfg, js: js, log: log.Named("resolve")}, nil
+}
+
+// Start creates or updates the durable consumer of the callbacks stream and
+// starts handling. ctx bounds the set-up only.
+func (r *Resolver) Start(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cc != nil || r.stopped {
+		return errors.New("resolve: already started")
+	}
+	n := r.cfg.Names
+	cons, err := r.js.CreateOrUpdateConsumer(ctx, n.CallbacksStream(), jetstream.ConsumerConfig{
+		Durable:       "jetsms_" + strings.ReplaceAll(n.Prefix(), ".", "_") + "_callbacks",
+		Description:   "jetsms receipt and inbound resolver",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    -1,
+		MaxAckPending: 4 * r.cfg.Concurrency * 8,
+	})
+	if err != nil {
+		return fmt.Errorf("resolve: consumer of %s: %w", n.CallbacksStream(), err)
+	}
+	r.work = make([]chan jetstream.Msg, r.cfg.Concurrency)
+	for i := range r.work {
+		q := make(chan jetstream.Msg, 4)
+		r.work[i] = q
+		r.workers.Go(func() {
+			for m := range q {
+				r.handle(m)
+			}
+		})
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) { r.work[r.shard(m)] <- m },
+		jetstream.PullMaxMessages(2*r.cfg.Concurrency),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
+				r.log.Debug("consume callbacks", zap.Error(err))
+			}
+		}))
+	if err != nil {
+		r.closeWork()
+		r.workers.Wait()
+		return fmt.Errorf("resolve: consume %s: %w", n.CallbacksStream(), err)
+	}
+	r.cc = cc
+	return nil
+}
+
+// Stop stops taking callbacks, lets those in hand finish (until ctx ends; the
+// rest are redelivered later), and returns. Safe twice and without Start.
+func (r *Resolver) Stop(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped || r.cc == nil {
+		r.stopped = true
+		return nil
+	}
+	r.stopped = true
+	r.cc.Drain()
+	select {
+	case <-r.cc.Closed():
+	case <-ctx.Done():
+		r.cc.Stop()
+	}
+	r.closeWork()
+	done := make(chan struct{})
+	go func() { r.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("resolve: stop: %w", ctx.Err())
+	}
+}
+
+func (r *Resolver) closeWork() {
+	for _, q := range r.work {
+		close(q)
+	}
+}
+
+// shard picks the handler of a stored callback: the same for every receipt of
+// one gateway message (their Nats-Msg-Id is dlr:<message id>:<status>), so that
+// they are resolved in the order they were stored — sent before received.
+func (r *Resolver) shard(m jetstream.Msg) int {
+	key := m.Headers().Get(jetstream.MsgIDHeader)
+	if i := strings.LastIndexByte(key, ':'); i > 0 && strings.HasPrefix(key, "dlr:") {
+		key = key[:i]
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return int(h.Sum32() % uint32(len(r.work)))
+}
+
+// Stats returns the counts so far.
+func (r *Resolver) Stats() Stats {
+	return Stats{
+		Published: r.published.Load(), Unchanged: r.unchanged.Load(), Retried: r.retried.Load(),
+		Unmatched: r.unmatched.Load(), Inbound: r.inbound.Load(), OptOuts: r.optOuts.Load(),
+		OptIns: r.optIns.Load(), Failed: r.failed.Load(),
+	}
+}
+
+func (r *Resolver) handle(m jetstream.Msg) {
+	ctx := context.Background()
+	var err error
+	switch m.Subject() {
+	case r.cfg.Names.CallbackDLR():
+		err = r.receipt(ctx, m)
+	case r.cfg.Names.CallbackMO():
+		err = r.inboundMsg(ctx, m)
+	default:
+		r.log.Warn("callback on an unknown subject, dropped", zap.String("subject", m.Subject()))
+		_ = m.Term()
+		return
+	}
+	if err != nil {
+		r.failed.Add(1)
+		r.cfg.Metrics.PublishFailed(metrics.PublishStatus)
+		r.log.Warn("callback not resolved; retried later", zap.String("subject", m.Subject()), zap.Error(err))
+		_ = m.NakWithDelay(r.cfg.RetryDelay)
+	}
+}
+
+// receipt resolves one delivery receipt. It acks, naks or terms m itself unless
+// it returns an error.
+func (r *Resolver) receipt(ctx context.Context, m jetstream.Msg) error {
+	var rc dlr.Receipt
+	if err := json.Unmarshal(m.Data(), &rc); err != nil || rc.MessageID == "" {
+		// Not the body: it may hold a destination number.
+		r.log.Error("stored receipt cannot be read, dropped", zap.Int("bytes", len(m.Data())), zap.Error(err))
+		_ = m.Term()
+		return nil
+	}
+	jobID, err := r.findJob(ctx, rc.MessageID, rc.Reference)
+	if err != nil {
+		return err
+	}
+	if jobID == "" {
+		meta, merr := m.Metadata()
+		if merr == nil && r.cfg.Now().Sub(meta.Timestamp) < r.cfg.ResolveWithin {
+			// The worker may not have recorded the message id yet.
+			r.retried.Add(1)
+			r.cfg.Metrics.LedgerLookupMissed()
+			r.cfg.Metrics.Receipt(metrics.ReceiptRetried)
+			_ = m.NakWithDelay(retryDelay(r.cfg.RetryDelay, meta.NumDelivered))
+			return nil
+		}
+		if err := r.publishUnmatched(ctx, rc); err != nil {
+			return err
+		}
+		r.unmatched.Add(1)
+		r.cfg.Metrics.Receipt(metrics.ReceiptUnmatched)
+		r.log.Warn("receipt for a message no job is known by; published without a job id",
+			zap.String("message_id", rc.MessageID), zap.String("status", rc.Status))
+		_ = m.Ack()
+		return nil
+	}
+	moved, err := Apply(ctx, r.cfg.Ledger, r.cfg.Publisher, jobID, Change{
+		MessageID: rc.MessageID, Status: normalStatus(rc.Status), Detail: rc.Detail, At: rc.ReceivedAt,
+	})
+	if err != nil {
+		return err
+	}
+	if moved {
+		r.published.Add(1)
+		r.cfg.Metrics.Receipt(metrics.ReceiptPublished)
+		r.cfg.Metrics.ObserveReceiptLag(r.cfg.Now().Sub(rc.ReceivedAt))
+	} else {
+		r.unchanged.Add(1)
+		r.cfg.Metrics.Receipt(metrics.ReceiptUnchanged)
+	}
+	_ = m.Ack()
+	return nil
+}
+
+// findJob returns the job a receipt belongs to, or "" when none is known yet.
+func (r *Resolver) findJob(ctx context.Context, messageID, reference string) (string, error) {
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	jobID, err := r.cfg.Ledger.Lookup(sctx, messageID)
+	if err == nil {
+		return jobID, nil
+	}
+	if !errors.Is(err, ledger.ErrNotFound) {
+		return "", err
+	}
+	if reference == "" {
+		return "", nil
+	}
+	// jetsms sends the job id as the reference when the producer gave none, so a
+	// receipt can be matched even before the message id is recorded (the hold
+	// policy waits for exactly that).
+	e, _, err := r.cfg.Ledger.Get(sctx, reference)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return "", nil
+	case err != nil:
+		return "", err
+	case e.Reference == "" || e.Reference == reference:
+		return e.JobID, nil
+	}
+	return "", nil
+}
+
+func (r *Resolver) publishUnmatched(ctx context.Context, rc dlr.Receipt) error {
+	st := normalStatus(rc.Status)
+	ev := job.Event{
+		MessageID: rc.MessageID, Status: st, Final: st.Final(), Detail: rc.Detail,
+		Reference: rc.Reference, At: rc.ReceivedAt.UTC(),
+	}
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	return r.cfg.Publisher.Status(sctx, ev)
+}
+
+// inboundMsg publishes one inbound message and applies its keyword.
+func (r *Resolver) inboundMsg(ctx context.Context, m jetstream.Msg) error {
+	var in dlr.Inbound
+	if err := json.Unmarshal(m.Data(), &in); err != nil || in.ID == "" {
+		r.log.Error("stored inbound message cannot be read, dropped", zap.Error(err))
+		_ = m.Term()
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	// The list changes before the event is published, so a consumer that sees the
+	// STOP can rely on it.
+	if in.Encoding == "" && r.cfg.OptOuts != nil && optout.Digits(in.Source) != "" {
+		switch optout.KeywordAction(in.Content) {
+		case optout.Stop:
+			rec := optout.Record{Number: in.Source, At: in.ReceivedAt, Inbound: in.ID, Keyword: strings.ToUpper(strings.TrimSpace(in.Content))}
+			if err := r.cfg.OptOuts.Add(sctx, rec); err != nil {
+				return err
+			}
+			r.optOuts.Add(1)
+			r.log.Info("number opted out", zap.String("inbound_id", in.ID), zap.String("keyword", rec.Keyword))
+		case optout.Start:
+			if err := r.cfg.OptOuts.Remove(sctx, in.Source); err != nil {
+				return err
+			}
+			r.optIns.Add(1)
+			r.log.Info("number opted back in", zap.String("inbound_id", in.ID))
+		}
+	}
+	ev := events.Inbound{
+		ID: in.ID, Source: in.Source, Destination: in.Destination, Content: in.Content,
+		Operator: in.Operator, Encoding: in.Encoding, ReplyTo: in.ReplyTo, Reference: in.Reference,
+		ReceivedAt: in.ReceivedAt.UTC(),
+	}
+	if in.ReplyTo != "" {
+		jobID, err := r.cfg.Ledger.Lookup(sctx, in.ReplyTo)
+		if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+			return err
+		}
+		ev.ReplyToJob = jobID
+	}
+	if err := r.cfg.Publisher.Inbound(sctx, ev); err != nil {
+		return err
+	}
+	r.inbound.Add(1)
+	_ = m.Ack()
+	return nil
+}
+
+// retryDelay doubles first with each delivery, up to RetryDelayMax.
+func retryDelay(first time.Duration, delivered uint64) time.Duration {
+	d := first
+	for i := uint64(1); i < delivered && d < RetryDelayMax; i++ {
+		d *= 2
+	}
+	return min(d, RetryDelayMax)
+}
+
+// normalStatus is a gateway status as jetsms publishes it: a known status in
+// lower case; any other kept as it came.
+func normalStatus(s string) job.Status {
+	lower := job.Status(strings.ToLower(strings.TrimSpace(s)))
+	switch lower {
+	case job.StatusAccepted, job.StatusSubmitted, job.StatusSent, job.StatusFrozen, job.StatusReceived,
+		job.StatusRejected, job.StatusFailed, job.StatusDead, job.StatusExpired:
+		return lower
+	}
+	return job.Status(s)
+}

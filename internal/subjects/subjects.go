@@ -1,0 +1,165 @@
+// Package subjects names jetsms's streams, subjects, consumers and buckets from one
+// prefix, so that several deployments can share a NATS account.
+package subjects
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// PrefixDefault is the subject prefix of docs/contract.md.
+const PrefixDefault = "sms"
+
+// Names are the NATS names of one deployment. Build them with New.
+type Names struct {
+	prefix string // e.g. "sms" or "acme.sms"
+	upper  string // e.g. "SMS" or "ACME_SMS"
+	lower  string // e.g. "sms" or "acme_sms"
+}
+
+// New returns the names for prefix, which must be one or more NATS tokens of
+// letters, digits, '-' and '_' separated by dots.
+func New(prefix string) (Names, error) {
+	if err := ValidatePrefix(prefix); err != nil {
+		return Names{}, err
+	}
+	lower := strings.ReplaceAll(prefix, ".", "_")
+	return Names{prefix: prefix, upper: strings.ToUpper(lower), lower: lower}, nil
+}
+
+// ValidatePrefix says what is wrong with prefix, or returns nil.
+func ValidatePrefix(prefix string) error {
+	if prefix == "" {
+		return errors.New("must not be empty")
+	}
+	for _, tok := range strings.Split(prefix, ".") {
+		if err := validToken(tok); err != nil {
+			return fmt.Errorf("%q: %w", prefix, err)
+		}
+	}
+	return nil
+}
+
+// ValidateToken says what is wrong with one subject token used as a name (a lane),
+// or returns nil.
+func ValidateToken(tok string) error { return validToken(tok) }
+
+func validToken(tok string) error {
+	if tok == "" {
+		return errors.New("has an empty token (two dots, or a dot at an end)")
+	}
+	for _, r := range tok {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_'
+		if !ok {
+			return fmt.Errorf("token %q may hold only letters, digits, '-' and '_'", tok)
+		}
+	}
+	return nil
+}
+
+// Prefix returns the subject prefix.
+func (n Names) Prefix() string { return n.prefix }
+
+// JobsStream is the work-queue stream that holds send jobs (SMS_JOBS).
+func (n Names) JobsStream() string { return n.upper + "_JOBS" }
+
+// StatusStream holds status events (SMS_STATUS).
+func (n Names) StatusStream() string { return n.upper + "_STATUS" }
+
+// InboundStream holds inbound (MO) messages (SMS_INBOUND).
+func (n Names) InboundStream() string { return n.upper + "_INBOUND" }
+
+// DeadStream holds dead-lettered jobs (SMS_DEAD).
+func (n Names) DeadStream() string { return n.upper + "_DEAD" }
+
+// LedgerBucket is the default name of the job ledger KV bucket (sms_ledger).
+func (n Names) LedgerBucket() string { return n.lower + "_ledger" }
+
+// OptOutBucket is the KV bucket of destinations that opted out (sms_optout).
+func (n Names) OptOutBucket() string { return n.lower + "_optout" }
+
+// DestinationBucket counts messages per destination and window for the
+// per-destination limit (sms_destinations).
+func (n Names) DestinationBucket() string { return n.lower + "_destinations" }
+
+// ReplicasBucket is where worker replicas announce themselves to share the
+// account's rate (sms_replicas).
+func (n Names) ReplicasBucket() string { return n.lower + "_replicas" }
+
+// CampaignBucket is the KV bucket of campaign records (sms_campaigns).
+func (n Names) CampaignBucket() string { return n.lower + "_campaigns" }
+
+// CallbacksStream is the work-queue stream where the callback receiver stores
+// gateway callbacks as they arrive, before they are resolved (SMS_CALLBACKS).
+func (n Names) CallbacksStream() string { return n.upper + "_CALLBACKS" }
+
+// AdvisoriesStream keeps the server's max-deliveries advisories of the jobs
+// stream, so that a job JetStream stopped delivering is ended even if no worker
+// was listening at that moment (SMS_ADVISORIES).
+func (n Names) AdvisoriesStream() string { return n.upper + "_ADVISORIES" }
+
+// MaxDeliveriesAdvisories is the subject filter of the jobs stream's
+// max-deliveries advisories.
+func (n Names) MaxDeliveriesAdvisories() string {
+	return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + n.JobsStream() + ".>"
+}
+
+// CallbacksAll is the subject filter of every stored callback: sms.callbacks.>.
+func (n Names) CallbacksAll() string { return n.prefix + ".callbacks.>" }
+
+// CallbackDLR is the subject of stored delivery receipts: sms.callbacks.dlr.
+func (n Names) CallbackDLR() string { return n.prefix + ".callbacks.dlr" }
+
+// CallbackMO is the subject of stored inbound (MO) messages: sms.callbacks.mo.
+func (n Names) CallbackMO() string { return n.prefix + ".callbacks.mo" }
+
+// Inbound is the subject of an inbound message sent to the short code or number
+// whose digits are given: sms.inbound.<digits>.
+func (n Names) Inbound(digits string) string { return n.prefix + ".inbound." + digits }
+
+// SendAll is the subject filter of every job: sms.send.>.
+func (n Names) SendAll() string { return n.prefix + ".send.>" }
+
+// Send is the subject a producer publishes a job for lane to: sms.send.<lane>.
+func (n Names) Send(lane string) string { return n.prefix + ".send." + lane }
+
+// SendCampaign is the subject of a campaign's job: sms.send.<lane>.<campaign>.
+func (n Names) SendCampaign(lane, campaign string) string {
+	return n.prefix + ".send." + lane + "." + campaign
+}
+
+// LaneFilters are the subject filters of one lane's consumer: the lane itself and
+// its campaigns.
+func (n Names) LaneFilters(lane string) []string {
+	return []string{n.Send(lane), n.Send(lane) + ".>"}
+}
+
+// ParseSend splits a job subject into its lane and campaign. The campaign may hold
+// further dots. ok is false for a subject outside sms.send.>.
+func (n Names) ParseSend(subject string) (lane, campaign string, ok bool) {
+	rest, found := strings.CutPrefix(subject, n.prefix+".send.")
+	if !found || rest == "" {
+		return "", "", false
+	}
+	lane, campaign, _ = strings.Cut(rest, ".")
+	return lane, campaign, lane != ""
+}
+
+// StatusAll is the subject filter of every status event: sms.status.>.
+func (n Names) StatusAll() string { return n.prefix + ".status.>" }
+
+// Status is the subject of events in one status: sms.status.<status>.
+func (n Names) Status(status string) string { return n.prefix + ".status." + status }
+
+// InboundAll is the subject filter of every inbound message: sms.inbound.>.
+func (n Names) InboundAll() string { return n.prefix + ".inbound.>" }
+
+// DeadAll is the subject filter of every dead letter: sms.dead.>.
+func (n Names) DeadAll() string { return n.prefix + ".dead.>" }
+
+// Dead is the dead-letter subject of a lane: sms.dead.<lane>.
+func (n Names) Dead(lane string) string { return n.prefix + ".dead." + lane }
+
+// Consumer is the durable consumer name of a lane's workers.
+func (n Names) Consumer(lane string) string { return "jetsms_" + n.lower + "_" + lane }

@@ -1,0 +1,332 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetsms/jetsms/internal/broker"
+	"github.com/jetsms/jetsms/dispatcher"
+	"github.com/jetsms/jetsms/internal/events"
+	"github.com/jetsms/jetsms/internal/gwsim"
+	"github.com/jetsms/jetsms/internal/ledger"
+	"github.com/jetsms/jetsms/ratelimit"
+	"github.com/jetsms/jetsms/internal/subjects"
+	"github.com/jetsms/jetsms/worker"
+)
+
+// concurrency is the in-flight submissions of every measurement, as issue targets
+// are stated at 64.
+const concurrency = 64
+
+// syncInterval is the embedded server's flush interval in benchmarks: NATS's own
+// default, as a standard deployment runs. BENCH_SYNC=always measures jetsms's own
+// default instead (every write synced before it is acknowledged).
+const syncInterval = 2 * time.Minute
+
+func syncAlways() bool { return os.Getenv("BENCH_SYNC") == "always" }
+
+// syncSetting says in words which setting this run uses.
+func syncSetting() string {
+	if syncAlways() {
+		return "syncing every write (sync: always, jetsms's default)"
+	}
+	return fmt.Sprintf("syncing every %s (the NATS default; jetsms's own default is sync always)", syncInterval)
+}
+
+// jobsMaxBytes caps the jobs stream in benchmarks, well above the largest backlog
+// they store. A worker run as a process must be given the same cap, or its
+// EnsureStreams sets the stream back to jetsms's default.
+const jobsMaxBytes = 8 << 30
+
+// jobBody is a typical one-segment job.
+const jobBody = `{"destination":"+64211234567","content":"Your code is 123456","metadata":{"tenant":"acme"}}`
+
+// server is an embedded JetStream server with the contract's streams.
+type server struct {
+	emb   *broker.Embedded
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	names subjects.Names
+}
+
+func startServer(tb testing.TB) *server {
+	tb.Helper()
+	emb, err := broker.StartEmbedded(broker.EmbeddedConfig{
+		StoreDir: tb.TempDir(), Listen: "127.0.0.1:0", SyncInterval: syncInterval, SyncAlways: syncAlways(),
+	}, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(emb.Stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc, err := broker.Connect(ctx, broker.ConnectConfig{URL: emb.ClientURL(), Name: "bench"}, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	names, _ := subjects.New(subjects.PrefixDefault)
+	if err := broker.EnsureStreams(ctx, js, broker.StreamsConfig{Names: names, JobsMaxBytes: jobsMaxBytes}); err != nil {
+		tb.Fatal(err)
+	}
+	return &server{emb: emb, nc: nc, js: js, names: names}
+}
+
+// publishJobs stores n jobs on subject as fast as async publishing allows.
+func (s *server) publishJobs(tb testing.TB, subject string, n int) {
+	tb.Helper()
+	data := []byte(jobBody)
+	for i := range n {
+		if i%4096 == 4095 {
+			// Keep the async window under the client's limit: with sync always the
+			// server answers at the disk's pace.
+			<-s.js.PublishAsyncComplete()
+		}
+		if _, err := s.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data,
+			Header: nats.Header{jetstream.MsgIDHeader: []string{fmt.Sprintf("bench-%s-%d", subject, i)}}}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	select {
+	case <-s.js.PublishAsyncComplete():
+	case <-time.After(5 * time.Minute):
+		tb.Fatal("publishing jobs did not complete")
+	}
+}
+
+// gateway is the simulator behind a real HTTP server.
+type gateway struct {
+	sim *gwsim.Simulator
+	url string
+}
+
+// startGateway starts a simulator without credentials that keeps no messages.
+func startGateway(tb testing.TB, latency time.Duration) *gateway {
+	tb.Helper()
+	return startSimulator(tb, gwsim.Config{Latency: latency, Keep: -1})
+}
+
+// startSimulator starts a simulator configured by cfg behind a real HTTP server.
+func startSimulator(tb testing.TB, cfg gwsim.Config) *gateway {
+	tb.Helper()
+	sim, err := gwsim.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	tb.Cleanup(srv.Close)
+	tb.Cleanup(sim.Close)
+	return &gateway{sim: sim, url: srv.URL}
+}
+
+// rawHTTP posts n copies of one message to the gateway from `concurrency`
+// goroutines over keep-alive connections, with nothing in between: the HTTP ceiling.
+func rawHTTP(tb testing.TB, gw *gateway, n int) float64 {
+	tb.Helper()
+	tr := &http.Transport{MaxIdleConns: concurrency, MaxIdleConnsPerHost: concurrency, MaxConnsPerHost: concurrency}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	body := []byte(`{"destination":"+64211234567","content":"Your code is 123456","reference":"bench"}`)
+	var next atomic.Int64
+	var failed atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range concurrency {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				resp, err := client.Post(gw.url+"/messages", "application/json", bytes.NewReader(body))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if failed.Load() > 0 {
+		tb.Fatalf("raw HTTP: %d of %d requests failed", failed.Load(), n)
+	}
+	return float64(n) / elapsed.Seconds()
+}
+
+// rawConsume stores n messages on a stream of its own, then consumes and acks them
+// all with a pull consumer: the JetStream ceiling.
+func rawConsume(tb testing.TB, s *server, n int) float64 {
+	tb.Helper()
+	ctx := context.Background()
+	stream, err := s.js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: "RAW", Subjects: []string{"raw.>"}, Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer func() { _ = s.js.DeleteStream(ctx, "RAW") }()
+	s.publishJobs(tb, "raw.jobs", n)
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable: "raw", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 10_000,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var got atomic.Int64
+	done := make(chan struct{})
+	start := time.Now()
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		_ = m.Ack()
+		if got.Add(1) == int64(n) {
+			close(done)
+		}
+	}, jetstream.PullMaxMessages(2*concurrency))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	<-done
+	cc.Stop()
+	waitEmpty(tb, stream)
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// waitEmpty waits until a work-queue stream holds nothing: every ack has landed.
+func waitEmpty(tb testing.TB, stream jetstream.Stream) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		info, err := stream.Info(context.Background())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if info.State.Msgs == 0 {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	tb.Fatal("stream not drained")
+}
+
+// countAccepted counts accepted events from now on; done closes at the nth. The
+// subscription (returned for its drop count) ends with the test.
+func (s *server) countAccepted(tb testing.TB, n int) (*atomic.Int64, <-chan struct{}, *nats.Subscription) {
+	tb.Helper()
+	accepted := new(atomic.Int64)
+	done := make(chan struct{})
+	sub, err := s.nc.Subscribe(s.names.Status("accepted"), func(*nats.Msg) {
+		if accepted.Add(1) == int64(n) {
+			close(done)
+		}
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = sub.Unsubscribe() })
+	// The subscription must be known to the server before the first event.
+	if err := s.nc.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	return accepted, done, sub
+}
+
+// pipeline stores n jobs, then starts a worker and measures how fast they are all
+// accepted by the gateway and recorded (accepted event stored, job acked).
+func pipeline(tb testing.TB, s *server, gw *gateway, n int) float64 {
+	tb.Helper()
+	ctx := context.Background()
+	s.publishJobs(tb, s.names.Send("bulk"), n)
+
+	accepted, done, _ := s.countAccepted(tb, n)
+
+	sender, err := dispatcher.NewRESTv2(dispatcher.Config{URL: gw.url, MaxConns: concurrency})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer sender.Close()
+	lim, _ := ratelimit.New(ratelimit.Config{PerSecond: math.Inf(1), Burst: 1})
+	led, err := ledger.Open(ctx, s.js, ledger.Config{Bucket: s.names.LedgerBucket()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w, err := worker.New(worker.Config{
+		Names: s.names, Lanes: []string{"priority", "default", "bulk"}, Concurrency: concurrency, Ledger: led,
+	}, s.js, sender, lim, events.New(s.js, s.names), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	before := gw.sim.Stats().Accepted
+	start := time.Now()
+	if err := w.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	var samples, inflight, queued int
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(10 * time.Minute)
+wait:
+	for {
+		select {
+		case <-done:
+			break wait
+		case <-tick.C:
+			samples++
+			inflight += w.InFlight()
+			queued += w.Queued()["bulk"]
+		case <-timeout:
+			tb.Fatalf("only %d of %d jobs accepted", accepted.Load(), n)
+		}
+	}
+	if os.Getenv("BENCH_VERBOSE") != "" && samples > 0 {
+		fmt.Printf("  mean in flight %.1f of %d, mean queued %.1f\n", float64(inflight)/float64(samples), concurrency, float64(queued)/float64(samples))
+	}
+	stream, _ := s.js.Stream(ctx, s.names.JobsStream())
+	waitEmpty(tb, stream)
+	rate := float64(n) / time.Since(start).Seconds()
+	stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := w.Stop(stopCtx); err != nil {
+		tb.Fatal(err)
+	}
+	if got := gw.sim.Stats().Accepted - before; got != int64(n) {
+		tb.Fatalf("gateway accepted %d messages for %d jobs", got, n)
+	}
+	return rate
+}
+
+// size scales a workload: BENCH_SCALE=0.1 for a quick look.
+func size(n int) int {
+	if v := os.Getenv("BENCH_SCALE"); v != "" {
+		var f float64
+		if _, err := fmt.Sscanf(v, "%g", &f); err == nil && f > 0 {
+			return max(1000, int(float64(n)*f))
+		}
+	}
+	return n
+}
+
+// report prints one line of the results table.
+func report(tb testing.TB, name string, value float64, unit, against string) {
+	tb.Helper()
+	line := fmt.Sprintf("%-44s %12.0f %-8s %s", name, value, unit, against)
+	fmt.Println(strings.TrimRight(line, " "))
+}
