@@ -15,8 +15,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/internal/secret"
+	"github.com/jetsms/jetsms/job"
 )
 
 // Defaults for Config.

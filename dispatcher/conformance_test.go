@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetsms/jetsms/internal/gwsim"
-	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/internal/secret"
+	"github.com/jetsms/jetsms/job"
 )
 
 // The interfaces the clients' consumers declare: the worker's Sender and the

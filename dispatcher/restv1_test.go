@@ -20,8 +20,8 @@ import (
 
 	"github.com/jetsms/jetsms/dlr"
 	"github.com/jetsms/jetsms/internal/gwsim"
-	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/internal/secret"
+	"github.com/jetsms/jetsms/job"
 )
 
 var v1Features = implementations[1].features

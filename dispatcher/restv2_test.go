@@ -24,8 +24,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/internal/secret"
+	"github.com/jetsms/jetsms/job"
 )
 
 const (

@@ -10,8 +10,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jetsms/jetsms/internal/campaign"
-	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/internal/metrics"
+	"github.com/jetsms/jetsms/job"
 )
 
 // CampaignStates says what state a campaign is in; see campaign.Gate.

@@ -9,9 +9,9 @@ import (
 
 	"github.com/jetsms/jetsms/dispatcher"
 	"github.com/jetsms/jetsms/internal/events"
-	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/internal/ledger"
 	"github.com/jetsms/jetsms/internal/metrics"
+	"github.com/jetsms/jetsms/job"
 )
 
 // The ambiguity policies of LaneOptions.Ambiguous: what a lane does with a job

@@ -15,9 +15,9 @@ import (
 	"github.com/jetsms/jetsms/internal/broker/brokertest"
 	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/internal/gwsim"
-	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/internal/ledger"
 	"github.com/jetsms/jetsms/internal/optout"
+	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/worker"
 )
 

@@ -16,9 +16,9 @@ import (
 
 	"github.com/jetsms/jetsms/dispatcher"
 	"github.com/jetsms/jetsms/internal/events"
-	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/internal/ledger"
 	"github.com/jetsms/jetsms/internal/metrics"
+	"github.com/jetsms/jetsms/job"
 )
 
 // jobRun is one delivery of one job being handled.

@@ -13,12 +13,12 @@ import (
 
 	"github.com/jetsms/jetsms/dispatcher"
 	"github.com/jetsms/jetsms/internal/events"
-	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/internal/ledger"
 	"github.com/jetsms/jetsms/internal/metrics"
 	"github.com/jetsms/jetsms/internal/optout"
-	"github.com/jetsms/jetsms/ratelimit"
 	"github.com/jetsms/jetsms/internal/subjects"
+	"github.com/jetsms/jetsms/job"
+	"github.com/jetsms/jetsms/ratelimit"
 )
 
 // Defaults of Config.

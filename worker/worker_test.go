@@ -16,12 +16,12 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/jetsms/jetsms/internal/broker/brokertest"
 	"github.com/jetsms/jetsms/dispatcher"
+	"github.com/jetsms/jetsms/internal/broker/brokertest"
 	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/internal/gwsim"
-	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/internal/ledger"
+	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/ratelimit"
 	"github.com/jetsms/jetsms/worker"
 )

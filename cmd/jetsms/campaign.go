@@ -16,11 +16,11 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetsms/jetsms/internal/campaign"
 	"github.com/jetsms/jetsms/config"
-	"github.com/jetsms/jetsms/job"
+	"github.com/jetsms/jetsms/internal/campaign"
 	"github.com/jetsms/jetsms/internal/optout"
 	"github.com/jetsms/jetsms/internal/subjects"
+	"github.com/jetsms/jetsms/job"
 )
 
 // Refresh periods of the campaign commands' progress output.

@@ -13,10 +13,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetsms/jetsms/internal/broker"
 	"github.com/jetsms/jetsms/config"
-	"github.com/jetsms/jetsms/job"
+	"github.com/jetsms/jetsms/internal/broker"
 	"github.com/jetsms/jetsms/internal/subjects"
+	"github.com/jetsms/jetsms/job"
 )
 
 // sendFlags are the flags of `jetsms send` beyond the settings.

@@ -23,19 +23,19 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/jetsms/jetsms/internal/broker"
-	"github.com/jetsms/jetsms/internal/campaign"
 	"github.com/jetsms/jetsms/config"
 	"github.com/jetsms/jetsms/dispatcher"
 	"github.com/jetsms/jetsms/dlr"
+	"github.com/jetsms/jetsms/internal/broker"
+	"github.com/jetsms/jetsms/internal/campaign"
 	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/internal/gwsim"
 	"github.com/jetsms/jetsms/internal/ledger"
 	"github.com/jetsms/jetsms/internal/metrics"
 	"github.com/jetsms/jetsms/internal/optout"
-	"github.com/jetsms/jetsms/ratelimit"
 	"github.com/jetsms/jetsms/internal/resolve"
 	"github.com/jetsms/jetsms/internal/subjects"
+	"github.com/jetsms/jetsms/ratelimit"
 	"github.com/jetsms/jetsms/worker"
 )
 

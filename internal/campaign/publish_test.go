@@ -16,8 +16,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/jetsms/jetsms/internal/broker/brokertest"
-	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/internal/ledger"
+	"github.com/jetsms/jetsms/job"
 )
 
 // bundle is what the campaign tests need: a real JetStream server with the

@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/internal/subjects"
+	"github.com/jetsms/jetsms/job"
 )
 
 // Reason says why a job was dead-lettered (header Jetsms-Reason).

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/jetsms/jetsms/internal/events"
-	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/internal/ledger"
+	"github.com/jetsms/jetsms/job"
 )
 
 // Change is a status a job has reached according to the gateway.

@@ -15,10 +15,10 @@ import (
 
 	"github.com/jetsms/jetsms/dispatcher"
 	"github.com/jetsms/jetsms/internal/events"
-	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/internal/ledger"
 	"github.com/jetsms/jetsms/internal/metrics"
 	"github.com/jetsms/jetsms/internal/subjects"
+	"github.com/jetsms/jetsms/job"
 )
 
 // Defaults of ReconcilerConfig.

@@ -18,13 +18,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetsms/jetsms/internal/broker"
 	"github.com/jetsms/jetsms/dispatcher"
+	"github.com/jetsms/jetsms/internal/broker"
 	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/internal/gwsim"
 	"github.com/jetsms/jetsms/internal/ledger"
-	"github.com/jetsms/jetsms/ratelimit"
 	"github.com/jetsms/jetsms/internal/subjects"
+	"github.com/jetsms/jetsms/ratelimit"
 	"github.com/jetsms/jetsms/worker"
 )
 

@@ -24,9 +24,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetsms/jetsms/internal/broker"
 	"github.com/jetsms/jetsms/config"
 	"github.com/jetsms/jetsms/dlr"
+	"github.com/jetsms/jetsms/internal/broker"
 	"github.com/jetsms/jetsms/internal/gwsim"
 	"github.com/jetsms/jetsms/internal/subjects"
 )

@@ -14,8 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/internal/ledger"
+	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/worker"
 )
 

@@ -19,8 +19,8 @@ import (
 	"github.com/jetsms/jetsms/internal/broker"
 	"github.com/jetsms/jetsms/internal/broker/clustertest"
 	"github.com/jetsms/jetsms/internal/gwsim"
-	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/internal/subjects"
+	"github.com/jetsms/jetsms/job"
 )
 
 // freeAddr returns a loopback address no one listens on now.

@@ -22,19 +22,19 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/jetsms/jetsms/internal/broker/brokertest"
-	"github.com/jetsms/jetsms/internal/campaign"
 	"github.com/jetsms/jetsms/config"
 	"github.com/jetsms/jetsms/dispatcher"
 	"github.com/jetsms/jetsms/dlr"
+	"github.com/jetsms/jetsms/internal/broker/brokertest"
+	"github.com/jetsms/jetsms/internal/campaign"
 	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/internal/gwsim"
-	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/internal/ledger"
 	"github.com/jetsms/jetsms/internal/optout"
-	"github.com/jetsms/jetsms/ratelimit"
 	"github.com/jetsms/jetsms/internal/resolve"
 	"github.com/jetsms/jetsms/internal/subjects"
+	"github.com/jetsms/jetsms/job"
+	"github.com/jetsms/jetsms/ratelimit"
 	"github.com/jetsms/jetsms/worker"
 )
 
