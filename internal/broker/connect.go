@@ -36,6 +36,12 @@ type ConnectConfig struct {
 	// TLSCA is a CA bundle to verify the server; TLSCert and TLSKey a client
 	// certificate.
 	TLSCA, TLSCert, TLSKey string
+	// LocalCredentialsDir is the embedded server's store directory. When no
+	// credentials are set (Creds, User, Token, or in the URL) and every URL
+	// points at this machine, Connect presents the credentials of the password
+	// file there (ReadCredentials), if there is one. Credentials set explicitly
+	// win, and the file's password is never sent off the machine.
+	LocalCredentialsDir string
 }
 
 // Connect connects to NATS and keeps the connection: it reconnects forever with
@@ -76,6 +82,15 @@ func Connect(ctx context.Context, cfg ConnectConfig, log *zap.Logger) (*nats.Con
 			}
 			log.Warn("NATS asynchronous error", fields...)
 		}),
+	}
+	if cfg.Creds == "" && cfg.User == "" && !cfg.Token.IsSet() && cfg.LocalCredentialsDir != "" && isLocalURLs(cfg.URL) {
+		local, found, err := ReadCredentials(cfg.LocalCredentialsDir)
+		if err != nil {
+			return nil, fmt.Errorf("nats: %w", err)
+		}
+		if found {
+			cfg.User, cfg.Password = local.User, local.Password
+		}
 	}
 	if cfg.Creds != "" {
 		opts = append(opts, nats.UserCredentials(cfg.Creds))
