@@ -30,7 +30,7 @@ func TestEmbeddedAuth(t *testing.T) {
 	}
 	connect := func(t *testing.T, cfg broker.ConnectConfig) (*nats.Conn, error) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		nc, err := broker.Connect(ctx, cfg, nil)
 		if err == nil {
@@ -46,6 +46,16 @@ func TestEmbeddedAuth(t *testing.T) {
 		require.ErrorIs(t, err, nats.ErrAuthorization)
 		_, err = nats.Connect(emb.ClientURL(), nats.UserInfo(broker.EmbeddedUser, "guess"), nats.NoReconnect())
 		require.ErrorIs(t, err, nats.ErrAuthorization)
+	})
+
+	t.Run("ConnectWithoutThePasswordIsRefusedNotAWait", func(t *testing.T) {
+		t.Parallel()
+		emb := start(t, broker.EmbeddedConfig{StoreDir: t.TempDir()})
+		// The context outlasts the test's other waits: the refusal, not the
+		// deadline, ends Connect.
+		_, err := connect(t, broker.ConnectConfig{URL: emb.ClientURL(), LocalCredentialsDir: t.TempDir()})
+		require.ErrorIs(t, err, nats.ErrAuthorization)
+		require.NotErrorIs(t, err, context.DeadlineExceeded)
 	})
 
 	t.Run("ASecondClientConnectsWithThePasswordFile", func(t *testing.T) {

@@ -56,6 +56,9 @@ func Connect(ctx context.Context, cfg ConnectConfig, log *zap.Logger) (*nats.Con
 	}
 	log = log.Named("nats")
 	connected := make(chan struct{}, 1)
+	// refused carries the server's refusal of the credentials while Connect
+	// waits, so a wrong or missing password is an error at once, not a wait.
+	refused := make(chan error, 1)
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
@@ -74,6 +77,14 @@ func Connect(ctx context.Context, cfg ConnectConfig, log *zap.Logger) (*nats.Con
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			log.Info("reconnected to NATS", zap.String("url", c.ConnectedUrlRedacted()))
+		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			if errors.Is(err, nats.ErrAuthorization) {
+				select {
+				case refused <- err:
+				default:
+				}
+			}
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			fields := []zap.Field{zap.Error(err)}
@@ -118,6 +129,9 @@ func Connect(ctx context.Context, cfg ConnectConfig, log *zap.Logger) (*nats.Con
 	select {
 	case <-connected:
 		return nc, nil
+	case err := <-refused:
+		nc.Close()
+		return nil, fmt.Errorf("nats: connect %s: %w", redactURL(cfg.URL), err)
 	case <-ctx.Done():
 		nc.Close()
 		return nil, fmt.Errorf("nats: connect %s: %w", redactURL(cfg.URL), ctx.Err())
