@@ -37,6 +37,7 @@ const (
 	AckWaitDefault           = 30 * time.Second
 	GracePeriodDefault       = 20 * time.Second
 	CallbacksListenDefault   = ":8080"
+	AdminListenDefault       = "127.0.0.1:9090"
 	LedgerRetentionDefault   = 7 * 24 * time.Hour
 	ResolveWithinDefault     = 2 * time.Minute
 	ReconcileAfterDefault    = 24 * time.Hour
@@ -91,6 +92,7 @@ type Config struct {
 	Rate      Rate        `yaml:"rate"`
 	Worker    Worker      `yaml:"worker"`
 	Callbacks Callbacks   `yaml:"callbacks"`
+	Admin     Admin       `yaml:"admin"`
 	Sandbox   Sandbox     `yaml:"sandbox"`
 	Log       Log         `yaml:"log"`
 }
@@ -264,6 +266,20 @@ type Callbacks struct {
 	ReconcileAfter time.Duration `yaml:"reconcile_after"`
 }
 
+// Admin configures the operator listener: /metrics, /healthz, /readyz and the
+// pages other components add, apart from the public callbacks.
+type Admin struct {
+	// Listen is host:port. Default: AdminListenDefault (this machine only).
+	Listen string `yaml:"listen"`
+	// Username and Password, both or neither, are the HTTP Basic credentials
+	// every path but /healthz and /readyz requires. Without them the listener is
+	// refused beyond loopback unless AllowUnauthenticated is set.
+	Username string        `yaml:"username"`
+	Password secret.Secret `yaml:"password"`
+	// AllowUnauthenticated lets Listen be beyond loopback without credentials.
+	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
+}
+
 // Sandbox configures the built-in gateway simulator.
 type Sandbox struct {
 	// Listen is host:port; port 0 picks a free port. Default: SandboxListenDefault.
@@ -331,6 +347,7 @@ func Default() Config {
 			GracePeriod:    GracePeriodDefault,
 		},
 		Callbacks: Callbacks{Listen: CallbacksListenDefault, ResolveWithin: ResolveWithinDefault, ReconcileAfter: ReconcileAfterDefault},
+		Admin:     Admin{Listen: AdminListenDefault},
 		Sandbox:   Sandbox{Listen: SandboxListenDefault, DLRDelay: DLRDelayDefault, DLRMix: DLRMixDefault},
 		Log:       Log{Level: LogLevelDefault, Format: LogFormatDefault, Redact: true},
 	}

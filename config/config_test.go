@@ -99,6 +99,7 @@ func TestDefault(t *testing.T) {
 				Concurrency: 64, ConcurrencyMin: 4, MaxAttempts: 10, AckWait: 30 * time.Second, GracePeriod: 20 * time.Second,
 			},
 			Callbacks: Callbacks{Listen: ":8080", ResolveWithin: 2 * time.Minute, ReconcileAfter: 24 * time.Hour},
+			Admin:     Admin{Listen: "127.0.0.1:9090"},
 			Sandbox: Sandbox{
 				Listen: "127.0.0.1:8090", DLRDelay: time.Second,
 				DLRMix: "received=0.97,rejected=0.01,expired=0.01,failed=0.01",
@@ -109,20 +110,24 @@ func TestDefault(t *testing.T) {
 
 		// The rows of docs/contract.md's configuration table, as Settings gives them.
 		contract := map[string][2]string{
-			"nats.url":                {"JETSMS_NATS_URL", ""},
-			"nats.embedded.store_dir": {"JETSMS_NATS_STORE_DIR", "./data"},
-			"nats.embedded.listen":    {"JETSMS_NATS_LISTEN", "127.0.0.1:4222"},
-			"nats.embedded.sync":      {"JETSMS_NATS_SYNC", "always"},
-			"gateway.url":             {"JETSMS_GATEWAY_URL", "https://api.modicagroup.com/rest/sms/v2"},
-			"gateway.api":             {"JETSMS_GATEWAY_API", "v2"},
-			"gateway.username":        {"JETSMS_GATEWAY_USERNAME", ""},
-			"gateway.password":        {"JETSMS_GATEWAY_PASSWORD", ""},
-			"rate.per_second":         {"JETSMS_RATE_PER_SECOND", "50"},
-			"rate.burst":              {"JETSMS_RATE_BURST", "50"},
-			"worker.concurrency":      {"JETSMS_WORKER_CONCURRENCY", "64"},
-			"callbacks.listen":        {"JETSMS_CALLBACKS_LISTEN", ":8080"},
-			"callbacks.username":      {"JETSMS_CALLBACKS_USERNAME", ""},
-			"callbacks.password":      {"JETSMS_CALLBACKS_PASSWORD", ""},
+			"nats.url":                    {"JETSMS_NATS_URL", ""},
+			"nats.embedded.store_dir":     {"JETSMS_NATS_STORE_DIR", "./data"},
+			"nats.embedded.listen":        {"JETSMS_NATS_LISTEN", "127.0.0.1:4222"},
+			"nats.embedded.sync":          {"JETSMS_NATS_SYNC", "always"},
+			"gateway.url":                 {"JETSMS_GATEWAY_URL", "https://api.modicagroup.com/rest/sms/v2"},
+			"gateway.api":                 {"JETSMS_GATEWAY_API", "v2"},
+			"gateway.username":            {"JETSMS_GATEWAY_USERNAME", ""},
+			"gateway.password":            {"JETSMS_GATEWAY_PASSWORD", ""},
+			"rate.per_second":             {"JETSMS_RATE_PER_SECOND", "50"},
+			"rate.burst":                  {"JETSMS_RATE_BURST", "50"},
+			"worker.concurrency":          {"JETSMS_WORKER_CONCURRENCY", "64"},
+			"callbacks.listen":            {"JETSMS_CALLBACKS_LISTEN", ":8080"},
+			"callbacks.username":          {"JETSMS_CALLBACKS_USERNAME", ""},
+			"callbacks.password":          {"JETSMS_CALLBACKS_PASSWORD", ""},
+			"admin.listen":                {"JETSMS_ADMIN_LISTEN", "127.0.0.1:9090"},
+			"admin.username":              {"JETSMS_ADMIN_USERNAME", ""},
+			"admin.password":              {"JETSMS_ADMIN_PASSWORD", ""},
+			"admin.allow_unauthenticated": {"JETSMS_ADMIN_ALLOW_UNAUTHENTICATED", "false"},
 		}
 		found := 0
 		for _, s := range Settings() {
@@ -653,6 +658,14 @@ func TestValidate(t *testing.T) {
 		{"CallbacksListen", func(c *Config) { c.Callbacks.Listen = "8080" }, "callbacks.listen", "must be host:port"},
 		{"CallbacksUserOnly", func(c *Config) { c.Callbacks.Username = "gw" }, "callbacks.password", "must be set together with callbacks.username"},
 		{"CallbacksPasswordOnly", func(c *Config) { c.Callbacks.Password = "p" }, "callbacks.username", "must be set together with callbacks.password"},
+		{"AdminListen", func(c *Config) { c.Admin.Listen = "9090" }, "admin.listen", "must be host:port"},
+		{"AdminUserOnly", func(c *Config) { c.Admin.Username = "ops" }, "admin.password", "must be set together with admin.username"},
+		{"AdminPasswordOnly", func(c *Config) { c.Admin.Password = "p" }, "admin.username", "must be set together with admin.password"},
+		{"PlaceholderGatewayPassword", func(c *Config) { c.Gateway.Password = "CHANGE_ME" }, "gateway.password", `must not be a placeholder such as "CHANGE_ME"`},
+		{"PlaceholderCallbacksPassword", func(c *Config) { c.Callbacks.Username, c.Callbacks.Password = "gw", "changeme" }, "callbacks.password", "must not be a placeholder"},
+		{"PlaceholderAdminPassword", func(c *Config) { c.Admin.Username, c.Admin.Password = "ops", "Change-Me" }, "admin.password", "must not be a placeholder"},
+		{"PlaceholderNATSPassword", func(c *Config) { c.NATS.User, c.NATS.Password = "bob", "password" }, "nats.password", "must not be a placeholder"},
+		{"PlaceholderNATSToken", func(c *Config) { c.NATS.Token = "replace-me" }, "nats.token", "must not be a placeholder"},
 		{"SandboxListen", func(c *Config) { c.Sandbox.Listen = "127.0.0.1:-1" }, "sandbox.listen", "port number from 0 to 65535"},
 		{"SandboxLatencyNegative", func(c *Config) { c.Sandbox.Latency = -time.Millisecond }, "sandbox.latency", "must not be negative"},
 		{"LogLevel", func(c *Config) { c.Log.Level = "verbose" }, "log.level", "must be one of debug, info, warn, error"},
@@ -680,6 +693,7 @@ func TestValidate(t *testing.T) {
 		c.Streams.Replicas = 5
 		c.Streams.Prefix, c.Ledger.Bucket = "acme.sms-1", "acme_ledger"
 		c.Callbacks.Username, c.Callbacks.Password = "gw", "pw"
+		c.Admin.Listen, c.Admin.Username, c.Admin.Password = ":9090", "ops", "changeme-not" // only the placeholder itself is refused
 		c.Worker.GracePeriod, c.Worker.AckWait = 0, 5*time.Second
 		c.Gateway.URL = "http://127.0.0.1:8090"
 		require.NoError(t, c.Validate())

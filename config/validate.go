@@ -12,7 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
+	"github.com/jetsms/jetsms/internal/secret"
 	"github.com/jetsms/jetsms/internal/subjects"
 )
 
@@ -117,6 +119,7 @@ func (c *Config) crossProblems(from map[string]origin, needGateway bool) []error
 	}
 	bothOrNeither("callbacks.username", "callbacks.password")
 	bothOrNeither("nats.tls.cert", "nats.tls.key")
+	bothOrNeither("admin.username", "admin.password")
 	if isSet("nats.token") && isSet("nats.user") {
 		errs = append(errs, fmt.Errorf("nats.token: cannot be combined with nats.user; use nats.user with nats.password, or nats.token alone%s",
 			sources("nats.token", "nats.user")))
@@ -207,6 +210,31 @@ func hostPort(s string) error {
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return errors.New("must be host:port with a port number from 0 to 65535")
+	}
+	return nil
+}
+
+// placeholders are passwords that example files carry, compared in lower case
+// without punctuation ("CHANGE_ME" is "changeme").
+var placeholders = []string{
+	"changeme", "changeit", "changethis", "replaceme", "placeholder", "password", "secret",
+	"example", "todo", "fixme", "yourpassword", "xxx", "xxxx", "xxxxx", "xxxxxxxx",
+}
+
+// notPlaceholder refuses an obvious placeholder password, so that an example file
+// or manifest applied unchanged does not run with a password anyone can read.
+func notPlaceholder(s secret.Secret) error {
+	if !s.IsSet() {
+		return nil
+	}
+	var b strings.Builder
+	for _, r := range strings.ToLower(s.Reveal()) {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			b.WriteRune(r)
+		}
+	}
+	if slices.Contains(placeholders, b.String()) {
+		return errors.New(`must not be a placeholder such as "CHANGE_ME"; set a real password (e.g. openssl rand -base64 24)`)
 	}
 	return nil
 }

@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -29,6 +31,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/jetsms/jetsms/config"
+	"github.com/jetsms/jetsms/internal/admin"
 	"github.com/jetsms/jetsms/internal/broker/brokertest"
 	"github.com/jetsms/jetsms/internal/metrics"
 )
@@ -42,6 +45,8 @@ const (
 	alertsPath     = "prometheus/alerts.yaml"
 	unitPath       = "systemd/jetsms.service"
 	envExamplePath = "systemd/env.example"
+	scrapePath     = "prometheus/scrape.yaml"
+	secretsScript  = "../scripts/deploy-secrets.sh"
 	versionGoPath  = "../cmd/jetsms/version.go"
 )
 
@@ -171,7 +176,7 @@ func TestDockerfile(t *testing.T) {
 	require.NotEmpty(t, users, "the final stage sets USER")
 	user, _, _ := strings.Cut(users[len(users)-1], ":")
 	require.NotContains(t, []string{"root", "0", ""}, user, "the final USER is not root")
-	require.Contains(t, final.all("EXPOSE"), "8080")
+	require.Equal(t, []string{"8080 9090"}, final.all("EXPOSE"), "the callbacks and admin ports")
 
 	entry := final.all("ENTRYPOINT")
 	require.Len(t, entry, 1)
@@ -270,6 +275,7 @@ type composeService struct {
 		Test []string `yaml:"test"`
 	} `yaml:"healthcheck"`
 	Volumes []string `yaml:"volumes"`
+	Ports   []string `yaml:"ports"`
 }
 
 func readCompose(t *testing.T) composeFile {
@@ -277,6 +283,65 @@ func readCompose(t *testing.T) composeFile {
 	var f composeFile
 	require.NoError(t, decodeYAML(t, composePath)[0].Decode(&f))
 	return f
+}
+
+// requiredVar matches compose's ${NAME:?message}: a variable compose refuses to
+// run without.
+var requiredVar = regexp.MustCompile(`^\$\{([A-Z_][A-Z0-9_]*):\?[^}]+\}$`)
+
+// composeSecrets runs scripts/deploy-secrets.sh compose in a scratch copy of the
+// repository's layout and returns the variables of the deploy/.env it wrote.
+func composeSecrets(t *testing.T) map[string]string {
+	t.Helper()
+	root := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "scripts"), 0o755))
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "deploy"), 0o755))
+	script := filepath.Join(root, "scripts", "deploy-secrets.sh")
+	require.NoError(t, os.WriteFile(script, readFile(t, secretsScript), 0o755))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "bash", script, "compose").CombinedOutput()
+	require.NoError(t, err, string(out))
+	envFile := filepath.Join(root, "deploy", ".env")
+	info, err := os.Stat(envFile)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "deploy/.env holds passwords")
+	first := readEnvFile(t, envFile)
+	// A second run keeps the file: rotating is deleting it on purpose.
+	out, err = exec.CommandContext(ctx, "bash", script, "compose").CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Equal(t, first, readEnvFile(t, envFile))
+	return first
+}
+
+// interpolate replaces a ${NAME:?message} value by vars[NAME], as compose does.
+func interpolate(t *testing.T, value string, vars map[string]string) string {
+	t.Helper()
+	m := requiredVar.FindStringSubmatch(value)
+	if m == nil {
+		require.NotContains(t, value, "${", "only ${NAME:?message} is used, so a missing variable stops compose")
+		return value
+	}
+	v, ok := vars[m[1]]
+	require.True(t, ok, "deploy/.env from scripts/deploy-secrets.sh sets %s", m[1])
+	return v
+}
+
+// publishedPort is one compose port mapping: host address ("" for every
+// interface), host port and container port.
+type publishedPort struct{ hostIP, hostPort, containerPort string }
+
+func parsePort(t *testing.T, spec string) publishedPort {
+	t.Helper()
+	parts := strings.Split(spec, ":")
+	switch len(parts) {
+	case 2:
+		return publishedPort{hostPort: parts[0], containerPort: parts[1]}
+	case 3:
+		return publishedPort{hostIP: parts[0], hostPort: parts[1], containerPort: parts[2]}
+	}
+	require.Failf(t, "port mapping", "%q: give host and container port (and an address unless it is public)", spec)
+	return publishedPort{}
 }
 
 // flagValue returns the value of --name=value in args.
@@ -370,10 +435,105 @@ func TestCompose(t *testing.T) {
 		}
 	})
 
+	secrets := composeSecrets(t)
+	// env is a service's environment as compose passes it, with deploy/.env's values.
+	env := func(svc composeService) map[string]string {
+		out := map[string]string{}
+		for k, v := range svc.Environment {
+			out[k] = interpolate(t, v, secrets)
+		}
+		return out
+	}
+
+	t.Run("NATSRequiresTheUserAndPasswordOfDeployEnv", func(t *testing.T) {
+		t.Parallel()
+		for _, node := range natsNodes {
+			svc := f.Services[node]
+			user, ok := flagValue(svc.Command, "user")
+			require.True(t, ok, "%s requires a user", node)
+			require.Equal(t, "jetsms", user, node)
+			pass, ok := flagValue(svc.Command, "pass")
+			require.True(t, ok, "%s requires a password", node)
+			require.Regexp(t, requiredVar, pass, "%s: the password comes from deploy/.env, never the file", node)
+			require.NotEmpty(t, interpolate(t, pass, secrets))
+			for _, name := range slices.Concat(byCommand["worker"], byCommand["receiver"]) {
+				cfg, err := loadConfig(t, f.Services[name].Command, env(f.Services[name]))
+				require.NoError(t, err, name)
+				require.Equal(t, user, cfg.NATS.User, name)
+				require.Equal(t, interpolate(t, pass, secrets), cfg.NATS.Password.Reveal(), "%s presents the password NATS requires", name)
+			}
+		}
+	})
+
+	t.Run("NoPasswordIsWrittenInTheFile", func(t *testing.T) {
+		t.Parallel()
+		for name, svc := range f.Services {
+			for k, v := range svc.Environment {
+				if !strings.HasSuffix(k, "_PASSWORD") && !strings.HasSuffix(k, "_TOKEN") {
+					continue
+				}
+				if k == "JETSMS_GATEWAY_PASSWORD" {
+					// The simulator's own credentials: it accepts exactly these.
+					require.Equal(t, f.Services["sandbox"].Environment[k], v, name)
+					continue
+				}
+				require.Regexp(t, requiredVar, v, "%s: %s comes from deploy/.env", name, k)
+			}
+		}
+	})
+
+	t.Run("OnlyTheCallbacksPortIsPublishedBeyondThisHost", func(t *testing.T) {
+		t.Parallel()
+		public := 0
+		for name, svc := range f.Services {
+			for _, spec := range svc.Ports {
+				p := parsePort(t, spec)
+				if p.hostIP == "127.0.0.1" {
+					continue
+				}
+				require.Empty(t, p.hostIP, "%s: %s is on loopback or public", name, spec)
+				public++
+				require.Equal(t, []string{"receiver"}, byCommand[svc.Command[0]], "%s: only the receiver is public (%s)", name, spec)
+				cfg, err := loadConfig(t, svc.Command, env(svc))
+				require.NoError(t, err)
+				_, port, err := net.SplitHostPort(cfg.Callbacks.Listen)
+				require.NoError(t, err)
+				require.Equal(t, port, p.containerPort, "%s: the public port is callbacks.listen's", name)
+			}
+		}
+		require.Equal(t, 1, public, "one public port: the gateway's callbacks")
+		for _, node := range natsNodes {
+			for _, spec := range f.Services[node].Ports {
+				require.NotEqual(t, "8222", parsePort(t, spec).containerPort, "%s: NATS monitoring is not published", node)
+			}
+		}
+	})
+
+	t.Run("HealthChecksAskTheAdminListener", func(t *testing.T) {
+		t.Parallel()
+		for _, name := range slices.Concat(byCommand["worker"], byCommand["receiver"]) {
+			svc := f.Services[name]
+			cfg, err := loadConfig(t, svc.Command, env(svc))
+			require.NoError(t, err, name)
+			_, err = admin.New(admin.Config{Listen: cfg.Admin.Listen, Username: cfg.Admin.Username,
+				Password: cfg.Admin.Password, AllowUnauthenticated: cfg.Admin.AllowUnauthenticated}, nil)
+			require.NoError(t, err, "%s: the admin listener would start", name)
+			require.NotEmpty(t, cfg.Admin.Username, "%s: beyond the container's loopback with credentials", name)
+			require.False(t, cfg.Admin.AllowUnauthenticated, name)
+			check := svc.Healthcheck.Test
+			u, err := url.Parse(check[len(check)-1])
+			require.NoError(t, err, name)
+			_, adminPort, err := net.SplitHostPort(cfg.Admin.Listen)
+			require.NoError(t, err)
+			require.Equal(t, adminPort, u.Port(), "%s: the health check asks the admin port", name)
+			require.Equal(t, admin.PathReady, u.Path, name)
+		}
+	})
+
 	t.Run("ConfigurationIsValidAndPointsAtTheCluster", func(t *testing.T) {
 		t.Parallel()
 		sandbox := f.Services["sandbox"]
-		simCfg, err := loadConfig(t, sandbox.Command, sandbox.Environment)
+		simCfg, err := loadConfig(t, sandbox.Command, env(sandbox))
 		require.NoError(t, err)
 		_, simPort, err := net.SplitHostPort(simCfg.Sandbox.Listen)
 		require.NoError(t, err)
@@ -382,7 +542,7 @@ func TestCompose(t *testing.T) {
 
 		for _, name := range slices.Concat(byCommand["worker"], byCommand["receiver"]) {
 			svc := f.Services[name]
-			cfg, err := loadConfig(t, svc.Command, svc.Environment)
+			cfg, err := loadConfig(t, svc.Command, env(svc))
 			require.NoError(t, err, name)
 			require.Equal(t, 3, cfg.Streams.Replicas, name)
 			var hosts []string
@@ -422,7 +582,8 @@ type k8sDeployment struct {
 		} `yaml:"selector"`
 		Template struct {
 			Metadata struct {
-				Labels map[string]string `yaml:"labels"`
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
 			} `yaml:"metadata"`
 			Spec struct {
 				TerminationGracePeriodSeconds int `yaml:"terminationGracePeriodSeconds"`
@@ -568,16 +729,24 @@ func TestKubernetes(t *testing.T) {
 	objs := readK8s(t)
 
 	var kustomization struct {
-		Resources []string `yaml:"resources"`
+		Resources       []string `yaml:"resources"`
+		SecretGenerator []any    `yaml:"secretGenerator"`
 	}
 	require.NoError(t, decodeYAML(t, filepath.Join(k8sDir, "kustomization.yaml"))[0].Decode(&kustomization))
 	require.ElementsMatch(t, objs.files, kustomization.Resources, "kustomization.yaml lists every manifest")
+	// kubectl apply -k applies no password: scripts/deploy-secrets.sh k8s (or the
+	// operator's secret store) makes the Secret.
+	require.Empty(t, objs.nodes["Secret"], "no Secret is applied by default")
+	require.Empty(t, kustomization.SecretGenerator, "no Secret is generated with literal values")
 
 	var cm k8sData
 	objs.get(t, "ConfigMap", "jetsms-config", &cm)
-	var secret k8sData
-	objs.get(t, "Secret", "jetsms-credentials", &secret)
-	require.NotEmpty(t, secret.StringData)
+	// The Secret's keys are those the script writes; the test gives each a value.
+	secret := k8sData{StringData: map[string]string{}}
+	for _, m := range regexp.MustCompile(`--from-literal=([a-z-]+)=`).FindAllStringSubmatch(string(readFile(t, secretsScript)), -1) {
+		secret.StringData[m[1]] = "test-" + m[1] + "-9d2f"
+	}
+	require.Len(t, secret.StringData, 4, "gateway, NATS, callbacks and admin passwords")
 
 	deployments := map[string]k8sDeployment{}
 	for _, tc := range []struct{ name, command string }{
@@ -619,12 +788,18 @@ func TestKubernetes(t *testing.T) {
 				portNames[p.Name] = p.ContainerPort
 			}
 			require.Equal(t, 8080, portNames["http"])
+			require.Equal(t, 9090, portNames["admin"])
+			// The probes ask the admin listener: readiness, and liveness, which
+			// fails once the NATS connection is closed for good.
 			require.NotNil(t, c.ReadinessProbe)
-			require.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path)
-			require.Contains(t, portNames, c.ReadinessProbe.HTTPGet.Port)
+			require.Equal(t, admin.PathReady, c.ReadinessProbe.HTTPGet.Path)
+			require.Equal(t, "admin", c.ReadinessProbe.HTTPGet.Port)
 			require.NotNil(t, c.LivenessProbe)
-			require.Equal(t, "/healthz", c.LivenessProbe.HTTPGet.Path)
-			require.Contains(t, portNames, c.LivenessProbe.HTTPGet.Port)
+			require.Equal(t, admin.PathHealth, c.LivenessProbe.HTTPGet.Path)
+			require.Equal(t, "admin", c.LivenessProbe.HTTPGet.Port)
+			annotations := d.Spec.Template.Metadata.Annotations
+			require.Equal(t, strconv.Itoa(portNames["admin"]), annotations["prometheus.io/port"], "Prometheus scrapes the admin port")
+			require.Equal(t, "/metrics", annotations["prometheus.io/path"])
 
 			for _, r := range []string{"cpu", "memory"} {
 				require.NotEmpty(t, c.Resources.Requests[r], "requests.%s", r)
@@ -654,6 +829,15 @@ func TestKubernetes(t *testing.T) {
 			cfg, err := loadConfig(t, args, env)
 			require.NoError(t, err)
 			require.Equal(t, ":"+strconv.Itoa(portNames["http"]), cfg.Callbacks.Listen, "callbacks.listen is the container port")
+			require.Equal(t, ":"+strconv.Itoa(portNames["admin"]), cfg.Admin.Listen, "admin.listen is the admin container port")
+			_, err = admin.New(admin.Config{Listen: cfg.Admin.Listen, Username: cfg.Admin.Username,
+				Password: cfg.Admin.Password, AllowUnauthenticated: cfg.Admin.AllowUnauthenticated}, nil)
+			require.NoError(t, err, "the admin listener would start")
+			require.NotEmpty(t, cfg.Admin.Username, "the admin listener has credentials")
+			require.True(t, cfg.Admin.Password.IsSet())
+			// NATS with auth: the user from the ConfigMap, the password from the Secret.
+			require.NotEmpty(t, cfg.NATS.User)
+			require.Equal(t, secret.StringData["nats-password"], cfg.NATS.Password.Reveal())
 			require.Positive(t, pod.TerminationGracePeriodSeconds)
 			if tc.command == "worker" {
 				require.Equal(t, 2, d.Spec.Replicas)
@@ -667,6 +851,10 @@ func TestKubernetes(t *testing.T) {
 		var svc k8sService
 		objs.get(t, "Service", "jetsms-callbacks", &svc)
 		require.NotEmpty(t, svc.Spec.Ports)
+		for _, p := range svc.Spec.Ports {
+			require.Equal(t, "http", p.TargetPort, "the Service exposes the callbacks port only")
+		}
+		require.Len(t, objs.nodes["Service"], 1, "no Service exposes the admin port")
 		selected := 0
 		for _, d := range deployments {
 			if subset(svc.Spec.Selector, d.Spec.Template.Metadata.Labels) {
@@ -681,6 +869,53 @@ func TestKubernetes(t *testing.T) {
 			}
 		}
 		require.Positive(t, selected, "the Service selects jetsms pods")
+	})
+
+	t.Run("NetworkPolicyLetsInOnlyCallbacksAndScrapes", func(t *testing.T) {
+		var np struct {
+			Spec struct {
+				PodSelector struct {
+					MatchLabels map[string]string `yaml:"matchLabels"`
+				} `yaml:"podSelector"`
+				PolicyTypes []string `yaml:"policyTypes"`
+				Ingress     []struct {
+					From  []map[string]any `yaml:"from"`
+					Ports []struct {
+						Port any `yaml:"port"`
+					} `yaml:"ports"`
+				} `yaml:"ingress"`
+				Egress []struct {
+					To    []map[string]any `yaml:"to"`
+					Ports []struct {
+						Port any `yaml:"port"`
+					} `yaml:"ports"`
+				} `yaml:"egress"`
+			} `yaml:"spec"`
+		}
+		objs.get(t, "NetworkPolicy", "jetsms", &np)
+		require.ElementsMatch(t, []string{"Ingress", "Egress"}, np.Spec.PolicyTypes)
+		for name, d := range deployments {
+			require.True(t, subset(np.Spec.PodSelector.MatchLabels, d.Spec.Template.Metadata.Labels), "the policy selects %s", name)
+		}
+		allowed := map[string]bool{}
+		for _, rule := range np.Spec.Ingress {
+			require.NotEmpty(t, rule.From, "every ingress rule names who may connect")
+			require.NotEmpty(t, rule.Ports, "every ingress rule names its ports")
+			for _, p := range rule.Ports {
+				allowed[fmt.Sprint(p.Port)] = true
+			}
+		}
+		require.Equal(t, map[string]bool{"http": true, "admin": true}, allowed, "only the callbacks and admin ports are reachable")
+		egressPorts := map[string]bool{}
+		for _, rule := range np.Spec.Egress {
+			require.NotEmpty(t, rule.Ports, "every egress rule names its ports")
+			for _, p := range rule.Ports {
+				egressPorts[fmt.Sprint(p.Port)] = true
+			}
+		}
+		for _, port := range []string{"53", "4222", "443"} {
+			require.True(t, egressPorts[port], "egress to port %s (DNS, NATS, the gateway)", port)
+		}
 	})
 
 	t.Run("DisruptionBudgetsCoverTheDeployments", func(t *testing.T) {
@@ -808,10 +1043,20 @@ func TestSystemdUnit(t *testing.T) {
 		env[k] = v
 	}
 	for k, v := range readEnvFile(t, envExamplePath) {
+		if strings.HasSuffix(k, "_PASSWORD") {
+			// The example leaves passwords empty, so that jetsms refuses to start
+			// until they are set; the operator's values stand in here.
+			require.Empty(t, v, "%s: no password in the example", k)
+			v = "operator-set-" + strings.ToLower(k)
+		}
 		env[k] = v
 	}
 	cfg, err := loadConfig(t, exec[1:], env)
 	require.NoError(t, err)
+	_, err = admin.New(admin.Config{Listen: cfg.Admin.Listen, Username: cfg.Admin.Username,
+		Password: cfg.Admin.Password, AllowUnauthenticated: cfg.Admin.AllowUnauthenticated}, nil)
+	require.NoError(t, err, "the admin listener would start")
+	require.Equal(t, admin.ListenDefault, cfg.Admin.Listen, "the admin listener stays on loopback")
 
 	// ProtectSystem=strict leaves only the state directory writable: the embedded
 	// server's store must be in it.
@@ -1009,5 +1254,46 @@ func TestAlerts(t *testing.T) {
 		"event publish failures": "jetsms_event_publish_failures_total",
 	} {
 		require.True(t, used[name], "an alert on %s uses %s", concern, name)
+	}
+}
+
+// TestScrapeConfig: the Prometheus jobs present the admin listener's credentials
+// (the user of the ConfigMap, the password from a file, never in the config) and
+// scrape the port the pods announce.
+func TestScrapeConfig(t *testing.T) {
+	t.Parallel()
+	var scrape struct {
+		ScrapeConfigs []struct {
+			JobName   string `yaml:"job_name"`
+			BasicAuth struct {
+				Username     string `yaml:"username"`
+				Password     string `yaml:"password"`
+				PasswordFile string `yaml:"password_file"`
+			} `yaml:"basic_auth"`
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	require.NoError(t, decodeYAML(t, scrapePath)[0].Decode(&scrape))
+	require.NotEmpty(t, scrape.ScrapeConfigs)
+
+	var cm k8sData
+	readK8s(t).get(t, "ConfigMap", "jetsms-config", &cm)
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(cm.Data["config.yaml"]), 0o600))
+	cfg, err := loadConfig(t, []string{"receiver", "--config", file}, map[string]string{
+		"JETSMS_GATEWAY_PASSWORD": "gw-test", "JETSMS_CALLBACKS_PASSWORD": "cb-test", "JETSMS_ADMIN_PASSWORD": "adm-test",
+	})
+	require.NoError(t, err)
+	for _, job := range scrape.ScrapeConfigs {
+		require.Equal(t, cfg.Admin.Username, job.BasicAuth.Username, "%s: the admin user", job.JobName)
+		require.Empty(t, job.BasicAuth.Password, "%s: no password in the file", job.JobName)
+		require.NotEmpty(t, job.BasicAuth.PasswordFile, job.JobName)
+		for _, sc := range job.StaticConfigs {
+			for _, target := range sc.Targets {
+				require.Equal(t, admin.ListenDefault, target, "%s: a host's admin listener on loopback", job.JobName)
+			}
+		}
 	}
 }

@@ -37,7 +37,7 @@ func TestConfig(t *testing.T) {
 			// and store are safe ones in case it started after all.
 			p := startJetsms(t, []string{"JETSMS_RATE_PER_SECOND=0"}, "run",
 				"--nats.embedded.store_dir", t.TempDir(),
-				"--nats.embedded.listen", "127.0.0.1:0", "--sandbox.listen", "127.0.0.1:0")
+				"--nats.embedded.listen", "127.0.0.1:0", "--sandbox.listen", "127.0.0.1:0", "--admin.listen", "127.0.0.1:0")
 			require.Equal(t, 1, p.wait(t, exitTimeout))
 			require.Contains(t, p.output(), `jetsms run: rate.per_second: must be greater than 0 (got "0" from JETSMS_RATE_PER_SECOND)`)
 		})

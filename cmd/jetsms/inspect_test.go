@@ -15,11 +15,12 @@ func TestDeadLettersReplayAndGet(t *testing.T) {
 	t.Parallel()
 	store := t.TempDir()
 	start := func(extra ...string) (*runBundle, string) {
-		b := &runBundle{proc: startJetsms(t, nil, append([]string{"run",
+		b := &runBundle{store: store, proc: startJetsms(t, nil, append([]string{"run",
 			"--nats.embedded.store_dir", store,
 			"--nats.embedded.listen", "127.0.0.1:0",
 			"--sandbox.listen", "127.0.0.1:0",
 			"--callbacks.listen", "127.0.0.1:0",
+			"--admin.listen", "127.0.0.1:0",
 			// Every receipt says received, so the replayed job's status is known.
 			"--sandbox.dlr_mix", "received=1",
 		}, extra...)...)}

@@ -13,12 +13,15 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+
+	"github.com/jetsms/jetsms/internal/broker"
 )
 
 // runBundle is a `jetsms run` subprocess: embedded NATS on a free port, the worker
 // and the gateway simulator.
 type runBundle struct {
-	proc *proc
+	proc  *proc
+	store string // nats.embedded.store_dir, where the server keeps its password
 }
 
 // setupRun starts `jetsms run` with its store in a temporary directory and every
@@ -26,23 +29,44 @@ type runBundle struct {
 // so that subtests sharing the process start their own work meanwhile.
 func setupRun(t *testing.T, extra ...string) *runBundle {
 	t.Helper()
+	store := t.TempDir()
 	args := append([]string{"run",
-		"--nats.embedded.store_dir", t.TempDir(),
+		"--nats.embedded.store_dir", store,
 		"--nats.embedded.listen", "127.0.0.1:0",
 		"--sandbox.listen", "127.0.0.1:0",
 		"--callbacks.listen", "127.0.0.1:0",
+		"--admin.listen", "127.0.0.1:0",
 	}, extra...)
-	return &runBundle{proc: startJetsms(t, nil, args...)}
+	return &runBundle{proc: startJetsms(t, nil, args...), store: store}
 }
 
-// natsURL waits until the process logs that it runs and returns the URL of its
-// embedded server from that line.
-func (b *runBundle) natsURL(t *testing.T) string {
+// plainURL waits until the process logs that it runs and returns the URL of its
+// embedded server from that line, without credentials.
+func (b *runBundle) plainURL(t *testing.T) string {
 	t.Helper()
 	running := b.proc.waitLog(t, startTimeout, "jetsms running")
 	url := running.str("nats")
 	require.Regexp(t, `^nats://127\.0\.0\.1:[1-9][0-9]*$`, url, "the running line names the embedded server's address")
 	return url
+}
+
+// natsURL is plainURL with the server's generated credentials in it, as any
+// client may use it.
+func (b *runBundle) natsURL(t *testing.T) string {
+	t.Helper()
+	url := b.plainURL(t)
+	creds, found, err := broker.ReadCredentials(b.store)
+	require.NoError(t, err)
+	require.True(t, found, "the embedded server wrote its password file")
+	return "nats://" + creds.User + ":" + creds.Password.Reveal() + "@" + strings.TrimPrefix(url, "nats://")
+}
+
+// adminURL is the base URL of the admin listener, from the running line.
+func (b *runBundle) adminURL(t *testing.T) string {
+	t.Helper()
+	admin := b.proc.waitLog(t, startTimeout, "jetsms running").str("admin")
+	require.Regexp(t, `^http://127\.0\.0\.1:[1-9][0-9]*$`, admin)
+	return admin
 }
 
 func TestRun(t *testing.T) {
@@ -129,8 +153,7 @@ func TestMetricsAfterAKnownWorkload(t *testing.T) {
 	t.Parallel()
 	b := setupRun(t, "--sandbox.dlr_mix", "received=1", "--sandbox.dlr_delay", "10ms")
 	url := b.natsURL(t)
-	callbacks := b.proc.waitLog(t, 0, "jetsms running").str("callbacks")
-	base := strings.TrimSuffix(callbacks, "/callbacks/dlr")
+	base := b.adminURL(t)
 	for i := range 3 {
 		res := runJetsms(t, "send", "--to", "+64211234567", "--text", "hi", "--id", fmt.Sprintf("metered-%d", i),
 			"--wait", "--timeout", "20s", "--nats.url", url)

@@ -136,6 +136,10 @@ func connectClient(ctx context.Context, cfg config.Config) (*nats.Conn, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	nc, err := broker.Connect(cctx, connectConfig(cfg, url, "jetsms send"), nil)
+	if errors.Is(err, nats.ErrAuthorization) {
+		return nil, fmt.Errorf("%w (the embedded server's password is read from %s: run where `jetsms run` runs, set nats.embedded.store_dir to its directory, or set nats.user and nats.password)",
+			err, broker.PasswordPath(cfg.NATS.Embedded.StoreDir))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w (is `jetsms run` running, or nats.url set?)", err)
 	}

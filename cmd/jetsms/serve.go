@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,6 +25,7 @@ import (
 	"github.com/jetsms/jetsms/config"
 	"github.com/jetsms/jetsms/dispatcher"
 	"github.com/jetsms/jetsms/dlr"
+	"github.com/jetsms/jetsms/internal/admin"
 	"github.com/jetsms/jetsms/internal/broker"
 	"github.com/jetsms/jetsms/internal/campaign"
 	"github.com/jetsms/jetsms/internal/events"
@@ -125,6 +125,13 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 	if err != nil {
 		return fmt.Errorf("streams.prefix: %w", err)
 	}
+	// Issue 12: the admin listener's settings are checked before anything starts
+	// (beyond loopback it needs credentials); it listens once metrics exist.
+	adm, err := admin.New(admin.Config{Listen: cfg.Admin.Listen, Username: cfg.Admin.Username,
+		Password: cfg.Admin.Password, AllowUnauthenticated: cfg.Admin.AllowUnauthenticated}, log)
+	if err != nil {
+		return err
+	}
 
 	// NATS: the embedded server when no URL is configured. It stops last, after
 	// everything that publishes to it.
@@ -135,6 +142,9 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 			Listen:       cfg.NATS.Embedded.Listen,
 			SyncAlways:   cfg.NATS.Embedded.Sync.Always,
 			SyncInterval: cfg.NATS.Embedded.Sync.Interval,
+			// Issue 12: the server requires auth, nats.* credentials when set, else
+			// a password it generates in store_dir (which connectConfig finds).
+			Auth: broker.Credentials{User: cfg.NATS.User, Password: cfg.NATS.Password, Token: cfg.NATS.Token},
 		}, log)
 		if err != nil {
 			return err
@@ -142,7 +152,8 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 		defer emb.Stop()
 		natsURL = emb.ClientURL()
 		log.Info("embedded NATS started", zap.String("url", natsURL),
-			zap.String("store_dir", cfg.NATS.Embedded.StoreDir), zap.Stringer("sync", cfg.NATS.Embedded.Sync))
+			zap.String("store_dir", cfg.NATS.Embedded.StoreDir), zap.Stringer("sync", cfg.NATS.Embedded.Sync),
+			zap.String("user", broker.EmbeddedUser), zap.String("password_file", emb.PasswordFile())) // issue 12
 	}
 	setupCtx, cancelSetup := context.WithTimeout(ctx, setupTimeout)
 	defer cancelSetup()
@@ -187,7 +198,18 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 		return err
 	}
 
-	// The HTTP listener: callbacks, health and readiness. It is bound now, so the
+	// Issue 12: the admin listener (checked at the top) serves /metrics, /healthz
+	// and /readyz apart from the public callbacks; it stops after them (deferred
+	// earlier), so probes are answered until the end.
+	adm.Handle("GET /metrics", m.Handler())
+	adm.ReadyUnless(admin.ReasonNATSDisconnected, func() bool { return !nc.IsConnected() })
+	adm.LiveUnless(admin.ReasonNATSClosed, nc.IsClosed)
+	if err := adm.Start(ctx); err != nil {
+		return err
+	}
+	defer stopWithin(log, "admin listener", adm.Stop)
+
+	// The HTTP listener: the callbacks only (issue 12). It is bound now, so the
 	// simulator below knows where to send receipts, and serves once all is set.
 	receiver, err := dlr.New(dlr.Config{Username: cfg.Callbacks.Username, Password: cfg.Callbacks.Password, Metrics: m}, js, names, log)
 	if err != nil {
@@ -197,8 +219,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 	if err != nil {
 		return fmt.Errorf("callbacks.listen: %w", err)
 	}
-	health := &health{nc: nc}
-	httpSrv, err := dlr.NewServer(dlr.ServerConfig{Addr: ln.Addr().String()}, routes(receiver, health, m.Handler()), log)
+	httpSrv, err := dlr.NewServer(dlr.ServerConfig{Addr: ln.Addr().String()}, routes(receiver), log)
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("callbacks: %w", err)
@@ -215,7 +236,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 	// so the resolver, which stops later, sees every callback it stored. On an
 	// error during start-up the deferred call stops it.
 	stopHTTP := sync.OnceFunc(func() {
-		health.ready.Store(false)
+		adm.SetReady(false)
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = httpSrv.Shutdown(sctx)
@@ -349,17 +370,16 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 		if err := w.Start(setupCtx); err != nil {
 			return err
 		}
-		open := w.CircuitOpen
-		health.circuit.Store(&open)
+		adm.ReadyUnless(admin.ReasonCircuitOpen, func() bool { open, _ := w.CircuitOpen(); return open }) // issue 12
 	}
 	cancelSetup()
-	health.ready.Store(true)
+	adm.SetReady(true)
 	log.Info("jetsms running", zap.String("version", versionString()), zap.String("nats", natsURL),
-		zap.String("callbacks", callbackURL+dlr.PathDLR), zap.Bool("sending", w != nil),
+		zap.String("callbacks", callbackURL+dlr.PathDLR), zap.String("admin", "http://"+adm.Addr()), zap.Bool("sending", w != nil),
 		zap.String("jobs", names.SendAll()), zap.Float64("rate_per_second", cfg.Rate.PerSecond))
 
 	<-ctx.Done()
-	health.ready.Store(false)
+	adm.SetReady(false)
 	stopHTTP()
 	if w == nil {
 		log.Info("stopping")
@@ -389,47 +409,13 @@ func stopWithin(log *zap.Logger, name string, stop func(context.Context) error) 
 	}
 }
 
-// health answers /healthz and /readyz.
-type health struct {
-	nc    *nats.Conn
-	ready atomic.Bool
-	// circuit, once the worker runs, says whether it stopped taking jobs.
-	circuit atomic.Pointer[func() (bool, string)]
-}
-
-// circuitOpen is why the worker's circuit is open, or "".
-func (h *health) circuitOpen() string {
-	f := h.circuit.Load()
-	if f == nil {
-		return ""
-	}
-	if open, why := (*f)(); open {
-		return why
-	}
-	return ""
-}
-
-// routes is the HTTP API of docs/contract.md ("Gateway callbacks").
-func routes(receiver http.Handler, h *health, metricsHandler http.Handler) http.Handler {
+// routes is the public HTTP API of docs/contract.md ("Gateway callbacks"): the
+// callback paths only; anything else is 404. /metrics, /healthz and /readyz are on
+// the admin listener (issue 12).
+func routes(receiver http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metricsHandler)
 	mux.Handle(dlr.PathDLR, receiver)
 	mux.Handle(dlr.PathMO, receiver)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		switch {
-		case !h.ready.Load():
-			http.Error(w, "not ready: starting or stopping", http.StatusServiceUnavailable)
-		case !h.nc.IsConnected():
-			http.Error(w, "not ready: NATS is not connected", http.StatusServiceUnavailable)
-		case h.circuitOpen() != "":
-			http.Error(w, "not ready: gateway circuit open: "+h.circuitOpen(), http.StatusServiceUnavailable)
-		default:
-			_, _ = io.WriteString(w, "ready\n")
-		}
-	})
 	return mux
 }
 
@@ -526,6 +512,8 @@ func connectConfig(cfg config.Config, url, name string) broker.ConnectConfig {
 		URL: url, Name: name,
 		Creds: cfg.NATS.Creds, User: cfg.NATS.User, Password: cfg.NATS.Password, Token: cfg.NATS.Token,
 		TLSCA: cfg.NATS.TLS.CA, TLSCert: cfg.NATS.TLS.Cert, TLSKey: cfg.NATS.TLS.Key,
+		// Issue 12: the embedded server's generated password, for URLs of this machine.
+		LocalCredentialsDir: cfg.NATS.Embedded.StoreDir,
 	}
 }
 

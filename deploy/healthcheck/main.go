@@ -1,6 +1,6 @@
 // Command healthcheck GETs a URL and exits 0 on a 2xx answer: the container health check of images without a shell or wget.
 //
-//	healthcheck [URL]     default http://127.0.0.1:8080/readyz
+//	healthcheck [URL]     default http://127.0.0.1:9090/readyz
 //
 // It exits 1 on any other answer or error, after one line on stderr saying why,
 // within TimeoutDefault.
@@ -15,8 +15,9 @@ import (
 	"time"
 )
 
-// URLDefault is jetsms's readiness endpoint on its default callbacks.listen.
-const URLDefault = "http://127.0.0.1:8080/readyz"
+// URLDefault is jetsms's readiness endpoint on the admin listener's port (admin.listen,
+// 127.0.0.1:9090 by default); /readyz needs no credentials.
+const URLDefault = "http://127.0.0.1:9090/readyz"
 
 // TimeoutDefault bounds the whole check.
 const TimeoutDefault = 3 * time.Second

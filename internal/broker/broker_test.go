@@ -110,7 +110,8 @@ func TestConnect(t *testing.T) {
 		}
 		done := make(chan result, 1)
 		go func() {
-			nc, err := broker.Connect(ctx, broker.ConnectConfig{URL: url}, nil)
+			// The servers require the password they generated in dir.
+			nc, err := broker.Connect(ctx, broker.ConnectConfig{URL: url, LocalCredentialsDir: dir}, nil)
 			if err == nil {
 				nc.Close()
 			}

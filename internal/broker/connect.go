@@ -36,6 +36,12 @@ type ConnectConfig struct {
 	// TLSCA is a CA bundle to verify the server; TLSCert and TLSKey a client
 	// certificate.
 	TLSCA, TLSCert, TLSKey string
+	// LocalCredentialsDir is the embedded server's store directory. When no
+	// credentials are set (Creds, User, Token, or in the URL) and every URL
+	// points at this machine, Connect presents the credentials of the password
+	// file there (ReadCredentials), if there is one. Credentials set explicitly
+	// win, and the file's password is never sent off the machine.
+	LocalCredentialsDir string
 }
 
 // Connect connects to NATS and keeps the connection: it reconnects forever with
@@ -50,6 +56,9 @@ func Connect(ctx context.Context, cfg ConnectConfig, log *zap.Logger) (*nats.Con
 	}
 	log = log.Named("nats")
 	connected := make(chan struct{}, 1)
+	// refused carries the server's refusal of the credentials while Connect
+	// waits, so a wrong or missing password is an error at once, not a wait.
+	refused := make(chan error, 1)
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
@@ -69,6 +78,14 @@ func Connect(ctx context.Context, cfg ConnectConfig, log *zap.Logger) (*nats.Con
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			log.Info("reconnected to NATS", zap.String("url", c.ConnectedUrlRedacted()))
 		}),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			if errors.Is(err, nats.ErrAuthorization) {
+				select {
+				case refused <- err:
+				default:
+				}
+			}
+		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			fields := []zap.Field{zap.Error(err)}
 			if sub != nil {
@@ -76,6 +93,15 @@ func Connect(ctx context.Context, cfg ConnectConfig, log *zap.Logger) (*nats.Con
 			}
 			log.Warn("NATS asynchronous error", fields...)
 		}),
+	}
+	if cfg.Creds == "" && cfg.User == "" && !cfg.Token.IsSet() && cfg.LocalCredentialsDir != "" && isLocalURLs(cfg.URL) {
+		local, found, err := ReadCredentials(cfg.LocalCredentialsDir)
+		if err != nil {
+			return nil, fmt.Errorf("nats: %w", err)
+		}
+		if found {
+			cfg.User, cfg.Password = local.User, local.Password
+		}
 	}
 	if cfg.Creds != "" {
 		opts = append(opts, nats.UserCredentials(cfg.Creds))
@@ -103,6 +129,9 @@ func Connect(ctx context.Context, cfg ConnectConfig, log *zap.Logger) (*nats.Con
 	select {
 	case <-connected:
 		return nc, nil
+	case err := <-refused:
+		nc.Close()
+		return nil, fmt.Errorf("nats: connect %s: %w", redactURL(cfg.URL), err)
 	case <-ctx.Done():
 		nc.Close()
 		return nil, fmt.Errorf("nats: connect %s: %w", redactURL(cfg.URL), ctx.Err())

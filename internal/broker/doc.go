@@ -10,6 +10,13 @@
 // and brings existing ones to the configured limits; it never silently keeps a stream
 // whose fixed settings (storage, retention) differ from what jetsms needs.
 //
+// The embedded server requires authentication: the credentials it is given, or else
+// the user EmbeddedUser with a random password it generates on first start in the
+// store directory's PasswordFile (mode 0600, reused at every restart). Connect finds
+// that file through ConnectConfig.LocalCredentialsDir when no credentials are set
+// and every URL points at this machine, so the password never leaves it. A server
+// without authentication (NoAuth, for tests) is refused beyond loopback.
+//
 // # Failure handling
 //
 // Connect reconnects forever with jittered backoff and logs each disconnect and

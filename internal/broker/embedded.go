@@ -29,11 +29,22 @@ type EmbeddedConfig struct {
 	SyncInterval time.Duration
 	// ServerName names the server in logs and monitoring; default "jetsms".
 	ServerName string
+	// Auth is what clients must present: a user and password, or a token. When
+	// it is zero, the server requires the generated credentials kept in StoreDir
+	// (LoadOrCreateCredentials), which Connect finds through
+	// ConnectConfig.LocalCredentialsDir.
+	Auth Credentials
+	// NoAuth lets any client in, for tests only; it is refused unless Listen is a
+	// loopback address.
+	NoAuth bool
 }
 
 // Embedded is a running in-process NATS server with JetStream.
 type Embedded struct {
 	srv *server.Server
+	// passwordFile is the generated credentials' file, or "" when the
+	// credentials were given or there are none.
+	passwordFile string
 }
 
 // StartEmbedded starts a NATS server with JetStream in this process and returns once
@@ -53,8 +64,29 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 	if port == 0 {
 		port = server.RANDOM_PORT
 	}
+	if cfg.NoAuth && !cfg.Auth.IsZero() {
+		return nil, errors.New("embedded nats: NoAuth cannot be combined with Auth")
+	}
+	if cfg.NoAuth && !isLoopbackHost(host) {
+		// Anyone who reaches the port could publish jobs, read phone numbers
+		// and delete streams.
+		return nil, fmt.Errorf("embedded nats: listen %q: refusing to listen beyond loopback without authentication", cfg.Listen)
+	}
+	switch a := cfg.Auth; {
+	case a.Token.IsSet() && (a.User != "" || a.Password.IsSet()):
+		return nil, errors.New("embedded nats: a token cannot be combined with a user and password")
+	case !a.Token.IsSet() && (a.User == "") != !a.Password.IsSet():
+		return nil, errors.New("embedded nats: a user and a password go together")
+	}
 	if err := os.MkdirAll(cfg.StoreDir, 0o750); err != nil {
 		return nil, fmt.Errorf("embedded nats: store_dir: %w", err)
+	}
+	auth, passwordFile := cfg.Auth, ""
+	if auth.IsZero() && !cfg.NoAuth {
+		if auth, err = LoadOrCreateCredentials(cfg.StoreDir); err != nil {
+			return nil, err
+		}
+		passwordFile = PasswordPath(cfg.StoreDir)
 	}
 	name := cfg.ServerName
 	if name == "" {
@@ -71,6 +103,11 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 		NoSigs:       true, // the jetsms process owns signal handling
 		HTTPPort:     0,    // no monitoring port unless asked for
 	}
+	if auth.Token.IsSet() {
+		opts.Authorization = auth.Token.Reveal()
+	} else if auth.User != "" {
+		opts.Username, opts.Password = auth.User, auth.Password.Reveal()
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
@@ -83,11 +120,28 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("embedded nats: not ready for connections on %s within %s", cfg.Listen, ReadyTimeoutDefault)
 	}
-	return &Embedded{srv: srv}, nil
+	return &Embedded{srv: srv, passwordFile: passwordFile}, nil
 }
 
-// ClientURL is the URL clients connect to, e.g. nats://127.0.0.1:4222.
-func (e *Embedded) ClientURL() string { return e.srv.ClientURL() }
+// ClientURL is the URL clients on this machine connect to, e.g.
+// nats://127.0.0.1:4222; a server listening on every interface is reached on
+// 127.0.0.1. It carries no credentials.
+func (e *Embedded) ClientURL() string {
+	addr, ok := e.srv.Addr().(*net.TCPAddr)
+	if !ok {
+		return e.srv.ClientURL()
+	}
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "nats://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
+}
+
+// PasswordFile is the file holding the generated password clients present (with
+// the user EmbeddedUser), or "" when the credentials were given in
+// EmbeddedConfig.Auth or the server needs none.
+func (e *Embedded) PasswordFile() string { return e.passwordFile }
 
 // Server gives access to the underlying server (tests use it to stop and restart).
 func (e *Embedded) Server() *server.Server { return e.srv }

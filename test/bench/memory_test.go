@@ -295,6 +295,8 @@ func workerEnv(natsURL, gatewayURL string) []string {
 		"JETSMS_STREAMS_JOBS_MAX_BYTES="+strconv.Itoa(jobsMaxBytes),
 		"JETSMS_LOG_LEVEL=warn",
 		"JETSMS_LOG_FORMAT=json",
+		// The admin listener (issue 12) on a free port, not 9090.
+		"JETSMS_ADMIN_LISTEN=127.0.0.1:0",
 	)
 }
 

@@ -407,6 +407,7 @@ func (r *rig) workerArgs() []string {
 		"--gateway.url", r.simURL,
 		"--gateway.username", gatewayUser,
 		"--callbacks.listen", r.cbAddr,
+		"--admin.listen", "127.0.0.1:0", // the workers run side by side
 		"--callbacks.username", callbackUser,
 		"--log.format", "json",
 		"--log.level", "info",

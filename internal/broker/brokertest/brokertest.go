@@ -33,6 +33,7 @@ func Start(t testing.TB, dir string) *Env {
 	srv, err := broker.StartEmbedded(broker.EmbeddedConfig{
 		StoreDir: dir,
 		Listen:   "127.0.0.1:0",
+		NoAuth:   true, // tests connect with plain nats.Connect(URL)
 	}, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
 	require.NoError(t, err)
 	t.Cleanup(srv.Stop)
