@@ -209,7 +209,9 @@ func testConformance(t *testing.T, impl implementation) {
 		}{
 			{"InvalidAttribIsRejected", gwsim.FaultInvalidAttrib, nil, KindRejected, 400, CodeInvalidAttrib, 0, 0},
 			{"SendFailedIsRetryable", gwsim.FaultSendFailed, nil, KindRetryable, 400, CodeSendFailed, 0, 0},
-			{"500IsRetryable", gwsim.Fault500, nil, KindRetryable, 500, "http_500", 0, 0},
+			{"500WithoutTheGatewaysBodyIsUnknown", gwsim.Fault500, nil, KindUnknown, 500, "http_500", 0, 0},
+			{"502IsUnknown", gwsim.Fault502, nil, KindUnknown, 502, "http_502", 0, 0},
+			{"504AfterAcceptingIsUnknown", gwsim.Fault504, nil, KindUnknown, 504, "http_504", 0, 1},
 			{"OpenAPI500IsRetryable", gwsim.FaultOpenAPIError, nil, KindRetryable, 500, "http_500", 0, 0},
 			{"503IsRetryableAfter", gwsim.Fault503, nil, KindRetryable, 503, "http_503", 3 * time.Second, 0},
 			{"429IsRetryableAfter", gwsim.Fault429, nil, KindRetryable, 429, "http_429", 3 * time.Second, 0},
@@ -222,7 +224,7 @@ func testConformance(t *testing.T, impl implementation) {
 				&job.Job{ID: "j", Destination: "+64211234567"}, KindRejected, 400, CodeMissingAttrib, 0, 0},
 			{"ScheduledInThePastIsRejected", gwsim.FaultNone,
 				&job.Job{ID: "j", Destination: "+64211234567", Content: "hi", Scheduled: new(time.Now().Add(-time.Hour))},
-				KindRejected, 422, CodeScheduledInPast, 0, 0},
+				KindRejected, 422, CodeInvalidAttrib, 0, 0}, // the gateway's own code is kept
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()

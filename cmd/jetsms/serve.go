@@ -448,6 +448,7 @@ func loopbackAddr(addr net.Addr) string {
 type gateway interface {
 	worker.Sender
 	resolve.Looker
+	worker.Prober // checks the gateway without sending: at start and while the circuit is open
 	Close()
 }
 
@@ -589,7 +590,12 @@ func startSandbox(cfg config.Config, callbackURL string, log *zap.Logger) (strin
 		_ = srv.Shutdown(ctx)
 		<-done
 	}
-	return "http://" + ln.Addr().String(), stop, nil
+	// The simulator serves its API under the real gateway's base path only.
+	base := gwsim.BasePath
+	if cfg.Gateway.API == config.APIv1 {
+		base = gwsim.BasePathV1
+	}
+	return "http://" + ln.Addr().String() + base, stop, nil
 }
 
 // runSandbox is `jetsms sandbox`: the simulator alone, until interrupted.

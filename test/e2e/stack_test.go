@@ -174,7 +174,7 @@ func setup(t *testing.T, opt options) *stack {
 	gw := httptest.NewServer(s.sim)
 	t.Cleanup(gw.Close)
 	t.Cleanup(s.sim.Close) // first: ends held requests and stops the callbacks
-	sender, err := dispatcher.NewRESTv2(dispatcher.Config{URL: gw.URL, Timeout: 10 * time.Second, MaxConns: concurrency})
+	sender, err := dispatcher.NewRESTv2(dispatcher.Config{URL: gw.URL + gwsim.BasePath, Timeout: 10 * time.Second, MaxConns: concurrency})
 	require.NoError(t, err)
 	t.Cleanup(sender.Close)
 
