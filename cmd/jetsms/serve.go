@@ -499,7 +499,9 @@ func openLedger(ctx context.Context, js jetstream.JetStream, cfg config.Config, 
 	if bucket == "" {
 		bucket = names.LedgerBucket()
 	}
-	return ledger.Open(ctx, js, ledger.Config{Bucket: bucket, Retention: cfg.Ledger.Retention, Replicas: cfg.Streams.Replicas})
+	// A scheduled job's entry outlives its schedule by the reconciler's wait.
+	return ledger.Open(ctx, js, ledger.Config{Bucket: bucket, Retention: cfg.Ledger.Retention, Replicas: cfg.Streams.Replicas,
+		HoldAfterSchedule: cfg.Callbacks.ReconcileAfter})
 }
 
 // laneOptions turns the configured lane options into the worker's.

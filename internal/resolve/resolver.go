@@ -247,9 +247,24 @@ func (r *Resolver) receipt(ctx context.Context, m jetstream.Msg) error {
 		_ = m.Term()
 		return nil
 	}
-	jobID, err := r.findJob(ctx, rc.MessageID, rc.Reference)
+	jobID, byRef, err := r.findJob(ctx, rc.MessageID, rc.Reference)
 	if err != nil {
 		return err
+	}
+	var moved bool
+	if jobID != "" {
+		moved, err = Apply(ctx, r.cfg.Ledger, r.cfg.Publisher, jobID, Change{
+			MessageID: rc.MessageID, Status: normalStatus(rc.Status), Detail: rc.Detail, At: rc.ReceivedAt,
+			byReference: byRef,
+		})
+		if errors.Is(err, errNotThisJob) {
+			// The job found by reference turned out accepted under another id
+			// meanwhile: wait for the index instead.
+			jobID, err = "", nil
+		}
+		if err != nil {
+			return err
+		}
 	}
 	if jobID == "" {
 		meta, merr := m.Metadata()
@@ -271,12 +286,6 @@ func (r *Resolver) receipt(ctx context.Context, m jetstream.Msg) error {
 		_ = m.Ack()
 		return nil
 	}
-	moved, err := Apply(ctx, r.cfg.Ledger, r.cfg.Publisher, jobID, Change{
-		MessageID: rc.MessageID, Status: normalStatus(rc.Status), Detail: rc.Detail, At: rc.ReceivedAt,
-	})
-	if err != nil {
-		return err
-	}
 	if moved {
 		r.published.Add(1)
 		r.cfg.Metrics.Receipt(metrics.ReceiptPublished)
@@ -289,33 +298,48 @@ func (r *Resolver) receipt(ctx context.Context, m jetstream.Msg) error {
 	return nil
 }
 
-// findJob returns the job a receipt belongs to, or "" when none is known yet.
-func (r *Resolver) findJob(ctx context.Context, messageID, reference string) (string, error) {
+// findJob returns the job a receipt belongs to, or "" when none is known yet,
+// and whether it was found by reference.
+//
+// The message id decides: its index is written as the acceptance is recorded,
+// and a receipt that comes first waits for it (ResolveWithin). The reference is
+// a fallback for one case only, a job whose submission's answer was lost (state
+// unknown), whose message id will never be indexed: jetsms sends the job id as
+// the reference when the producer gave none, so a receipt whose reference is a
+// job id that jetsms itself sent as the reference belongs to that job. A
+// producer's own reference proves nothing (it may equal another job's id), nor
+// does a job whose acceptance is recorded under another message id.
+func (r *Resolver) findJob(ctx context.Context, messageID, reference string) (string, bool, error) {
 	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
 	jobID, err := r.cfg.Ledger.Lookup(sctx, messageID)
 	if err == nil {
-		return jobID, nil
+		return jobID, false, nil
 	}
 	if !errors.Is(err, ledger.ErrNotFound) {
-		return "", err
+		return "", false, err
 	}
 	if reference == "" {
-		return "", nil
+		return "", false, nil
 	}
-	// jetsms sends the job id as the reference when the producer gave none, so a
-	// receipt can be matched even before the message id is recorded (the hold
-	// policy waits for exactly that).
 	e, _, err := r.cfg.Ledger.Get(sctx, reference)
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
-		return "", nil
+		return "", false, nil
 	case err != nil:
-		return "", err
-	case e.Reference == "" || e.Reference == reference:
-		return e.JobID, nil
+		return "", false, err
+	case referenceMatches(e, reference, messageID):
+		return e.JobID, true, nil
 	}
-	return "", nil
+	return "", false, nil
+}
+
+// referenceMatches reports whether a receipt with reference and messageID, not
+// found by its message id, belongs to the job of entry e, found by reference.
+func referenceMatches(e *ledger.Entry, reference, messageID string) bool {
+	return e.Reference == "" && e.JobID == reference && // jetsms sent the job id as the reference
+		e.Status == ledger.StateUnknown && // the answer was lost: no message id is coming
+		(!e.Accepted() || contains(e.MessageIDs, messageID))
 }
 
 func (r *Resolver) publishUnmatched(ctx context.Context, rc dlr.Receipt) error {
