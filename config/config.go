@@ -16,16 +16,16 @@ import (
 // whose default is empty or zero has no constant. The lanes' default is returned by
 // LanesDefault, and nats.embedded.sync defaults to Sync{Always: true}.
 const (
-	StoreDirDefault          = "./data"
-	NATSListenDefault        = "127.0.0.1:4222"
-	PrefixDefault            = subjects.PrefixDefault
-	ReplicasDefault          = 1
-	JobsMaxBytesDefault      = int64(1 << 30)
-	MaxAgeDefault            = 7 * 24 * time.Hour
-	MaxSegmentsDefault       = 10
-	GatewayURLDefault        = "https://api.modicagroup.com/rest/sms/v2"
+	StoreDirDefault     = "./data"
+	NATSListenDefault   = "127.0.0.1:4222"
+	PrefixDefault       = subjects.PrefixDefault
+	ReplicasDefault     = 1
+	JobsMaxBytesDefault = int64(1 << 30)
+	MaxAgeDefault       = 7 * 24 * time.Hour
+	MaxSegmentsDefault  = 10
+	GatewayURLDefault   = "https://api.modicagroup.com/rest/sms/v2"
 	// GatewayURLV1Default is gateway.url's default when gateway.api is v1.
-	GatewayURLV1Default = "https://api.modicagroup.com/rest/gateway"
+	GatewayURLV1Default      = "https://api.modicagroup.com/rest/gateway"
 	GatewayAPIDefault        = APIv2
 	GatewayTimeoutDefault    = 10 * time.Second
 	BroadcastMaxDefault      = 100
