@@ -290,7 +290,7 @@ type Stats struct {
 // v1 one (Config.API). Build it with New; it is safe for concurrent use.
 type Simulator struct {
 	v1             bool // speaks REST v1
-	redirectHTTPS  bool
+	redirectHTTPS  atomic.Bool
 	outage         atomic.Bool
 	idForm         IDForm // of REST v1 201 answers
 	broadcastLimit int
@@ -400,11 +400,11 @@ func New(cfg Config) (*Simulator, error) {
 		hangFor:        cfg.HangFor,
 		mix:            cfg.Faults.thresholds(),
 		now:            cfg.Now,
-		redirectHTTPS:  cfg.RedirectHTTPS,
 		cb:             cb,
 		done:           make(chan struct{}),
 	}
 	s.SetCredentials(cfg.Username, cfg.Password)
+	s.redirectHTTPS.Store(cfg.RedirectHTTPS)
 	if s.hangFor == 0 {
 		s.hangFor = HangForDefault
 	}
@@ -620,6 +620,10 @@ func (s *Simulator) newKey() key {
 	}
 	return key{uuid: newUUID()}
 }
+
+// SetRedirectHTTPS turns Config.RedirectHTTPS on or off while the simulator
+// runs.
+func (s *Simulator) SetRedirectHTTPS(on bool) { s.redirectHTTPS.Store(on) }
 
 // SetOutage makes every request, health checks and look-ups included, get 503
 // with the gateway's own error body (on) until it is called with false: an

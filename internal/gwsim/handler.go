@@ -62,7 +62,7 @@ const maxPooledBuf = 16 << 10
 // served at the root and under the base path. Under Config.RedirectHTTPS every
 // request is answered 301 to the same URL with https.
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.redirectHTTPS && r.TLS == nil {
+	if s.redirectHTTPS.Load() && r.TLS == nil {
 		// As the gateway does with plain HTTP: "all attempts to use plain-text
 		// HTTP will be redirected to HTTPS".
 		u := *r.URL

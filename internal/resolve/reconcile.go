@@ -59,8 +59,9 @@ type ReconcilerConfig struct {
 // ReconcileStats counts what a Reconciler did.
 type ReconcileStats struct {
 	// Final: jobs already final when due. Reported: jobs given the gateway's
-	// final status. Expired: jobs ended expired with no_receipt.
-	Final, Reported, Expired int64
+	// final status. Expired: jobs ended expired with no_receipt. Waiting: looks
+	// at scheduled jobs put off until their schedule plus After.
+	Final, Reported, Expired, Waiting int64
 }
 
 // Reconciler follows accepted events, in the order they were stored, and looks up
@@ -71,7 +72,7 @@ type Reconciler struct {
 	js  jetstream.JetStream
 	log *zap.Logger
 
-	final, reported, expired atomic.Int64
+	final, reported, expired, waiting atomic.Int64
 
 	mu      sync.Mutex
 	cc      jetstream.ConsumeContext
@@ -155,7 +156,7 @@ func (r *Reconciler) Stop(ctx context.Context) error {
 
 // Stats returns the counts so far.
 func (r *Reconciler) Stats() ReconcileStats {
-	return ReconcileStats{Final: r.final.Load(), Reported: r.reported.Load(), Expired: r.expired.Load()}
+	return ReconcileStats{Final: r.final.Load(), Reported: r.reported.Load(), Expired: r.expired.Load(), Waiting: r.waiting.Load()}
 }
 
 func (r *Reconciler) handle(m jetstream.Msg) {
@@ -173,6 +174,7 @@ func (r *Reconciler) handle(m jetstream.Msg) {
 	wait, err := r.reconcile(ctx, ev)
 	if wait > 0 {
 		// Scheduled: the gateway sends it at its time, and its receipts come after.
+		r.waiting.Add(1)
 		_ = m.NakWithDelay(min(wait, reconcileWaitMax))
 		return
 	}

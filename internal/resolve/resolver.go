@@ -265,6 +265,14 @@ func (r *Resolver) receipt(ctx context.Context, m jetstream.Msg) error {
 		if err != nil {
 			return err
 		}
+		if byRef && jobID != "" {
+			// The submission's answer was lost, so nothing indexed this message
+			// id: index it now, so that the job's later receipts (and a reply's
+			// reply_to) find the job by it.
+			if err := r.index(ctx, rc.MessageID, jobID); err != nil {
+				return err
+			}
+		}
 	}
 	if jobID == "" {
 		meta, merr := m.Metadata()
@@ -340,6 +348,21 @@ func referenceMatches(e *ledger.Entry, reference, messageID string) bool {
 	return e.Reference == "" && e.JobID == reference && // jetsms sent the job id as the reference
 		e.Status == ledger.StateUnknown && // the answer was lost: no message id is coming
 		(!e.Accepted() || contains(e.MessageIDs, messageID))
+}
+
+// index records that messageID belongs to jobID, kept as long as the job's entry.
+func (r *Resolver) index(ctx context.Context, messageID, jobID string) error {
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	e, _, err := r.cfg.Ledger.Get(sctx, jobID)
+	if err != nil {
+		return err
+	}
+	var at *time.Time
+	if !e.Scheduled.IsZero() {
+		at = &e.Scheduled
+	}
+	return r.cfg.Ledger.Index(sctx, messageID, jobID, ledger.Scheduled(at))
 }
 
 func (r *Resolver) publishUnmatched(ctx context.Context, rc dlr.Receipt) error {
