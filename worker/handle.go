@@ -417,7 +417,9 @@ func (w *Worker) accepted(ctx context.Context, r *jobRun, res dispatcher.Result)
 	var wg sync.WaitGroup
 	var indexErr, ledgerErr, eventErr error
 	wg.Go(func() {
-		indexErr = w.record(ctx, func(ctx context.Context) error { return w.ledger.Index(ctx, res.MessageID, r.job.ID, ledger.Scheduled(r.job.Scheduled)) })
+		indexErr = w.record(ctx, func(ctx context.Context) error {
+			return w.ledger.Index(ctx, res.MessageID, r.job.ID, ledger.Scheduled(r.job.Scheduled))
+		})
 	})
 	wg.Go(func() {
 		eventErr = w.record(ctx, func(ctx context.Context) error { return w.pub.Status(ctx, ev) })
