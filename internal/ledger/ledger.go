@@ -126,11 +126,20 @@ func (l *Ledger) Get(ctx context.Context, jobID string) (*Entry, uint64, error) 
 }
 
 // Create stores a new entry and returns its revision; ErrConflict if the job
-// already has one.
+// already has one. An entry with a Reference (the producer's) first records that
+// the reference is taken (see ReferenceTaken), so that it is known before the job
+// can be submitted.
 func (l *Ledger) Create(ctx context.Context, e *Entry) (uint64, error) {
 	data, err := json.Marshal(e)
 	if err != nil {
 		return 0, fmt.Errorf("encode ledger entry of job %s: %w", e.JobID, err)
+	}
+	if e.Reference != "" {
+		_, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: l.subject + referenceKey(e.Reference), Data: []byte(e.JobID)},
+			jetstream.WithMsgTTL(l.ttl(e.Scheduled)))
+		if err != nil {
+			return 0, fmt.Errorf("record reference of job %s: %w", e.JobID, err)
+		}
 	}
 	rev, err := l.kv.Create(ctx, jobKey(e.JobID), data, jetstream.KeyTTL(l.ttl(e.Scheduled)))
 	if errors.Is(err, jetstream.ErrKeyExists) {
@@ -253,6 +262,20 @@ func (l *Ledger) Index(ctx context.Context, messageID, jobID string, opts ...Ind
 	return nil
 }
 
+// ReferenceTaken reports whether some job's producer gave ref as its reference
+// (within the ledger's retention). A receipt with such a reference may be that
+// job's, so the reference cannot identify a job by its id.
+func (l *Ledger) ReferenceTaken(ctx context.Context, ref string) (bool, error) {
+	_, err := l.kv.Get(ctx, referenceKey(ref))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up reference %s: %w", ref, err)
+	}
+	return true, nil
+}
+
 // Lookup returns the job a gateway message id belongs to, or ErrNotFound.
 func (l *Ledger) Lookup(ctx context.Context, messageID string) (string, error) {
 	kve, err := l.kv.Get(ctx, messageKey(messageID))
@@ -296,11 +319,14 @@ func isWrongRevision(err error) bool {
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
-// Keys: "j.<job id>" and "m.<message id>", each id escaped so that any id makes
+// Keys: "j.<job id>", "m.<message id>" and "r.<reference>", each escaped so that any id makes
 // one valid key token: bytes outside A-Z a-z 0-9 _ - are written =XX (hex). Job ids
 // never hold '=', so the escape is one-to-one.
 func jobKey(id string) string     { return "j." + escape(id) }
 func messageKey(id string) string { return "m." + escape(id) }
+
+// referenceKey is "r.<reference>": a producer's reference that is taken.
+func referenceKey(ref string) string { return "r." + escape(ref) }
 
 const hexDigits = "0123456789ABCDEF"
 

@@ -185,6 +185,19 @@ func TestOpenSetsRetention(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "later", id)
 
+	// A producer's reference is recorded as taken when its job's entry is created.
+	taken, err := l.ReferenceTaken(ctx, "order-7")
+	require.NoError(t, err)
+	require.False(t, taken)
+	withRef := newEntry("with-ref")
+	withRef.Reference = "order-7"
+	_, err = l.Create(ctx, withRef)
+	require.NoError(t, err)
+	taken, err = l.ReferenceTaken(ctx, "order-7")
+	require.NoError(t, err)
+	require.True(t, taken)
+	require.Equal(t, 3*time.Hour+time.Second, ttlOf("r.order-7"))
+
 	// A conflicting update is still a conflict.
 	_, err = l.Update(ctx, later, rev)
 	require.ErrorIs(t, err, ErrConflict)

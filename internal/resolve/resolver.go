@@ -311,12 +311,13 @@ func (r *Resolver) receipt(ctx context.Context, m jetstream.Msg) error {
 //
 // The message id decides: its index is written as the acceptance is recorded,
 // and a receipt that comes first waits for it (ResolveWithin). The reference is
-// a fallback for one case only, a job whose submission's answer was lost (state
-// unknown), whose message id will never be indexed: jetsms sends the job id as
-// the reference when the producer gave none, so a receipt whose reference is a
-// job id that jetsms itself sent as the reference belongs to that job. A
-// producer's own reference proves nothing (it may equal another job's id), nor
-// does a job whose acceptance is recorded under another message id.
+// a fallback, for a receipt that overtakes the acceptance and for a submission
+// whose answer was lost (its message id is never indexed otherwise): jetsms
+// sends the job id as the reference when the producer gave none, so a receipt
+// whose reference is the id of a job that had none belongs to that job, as long
+// as that job's acceptance is not recorded under another message id and no
+// producer gave another job that string as its reference. A producer's own
+// reference proves nothing.
 func (r *Resolver) findJob(ctx context.Context, messageID, reference string) (string, bool, error) {
 	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
@@ -336,18 +337,23 @@ func (r *Resolver) findJob(ctx context.Context, messageID, reference string) (st
 		return "", false, nil
 	case err != nil:
 		return "", false, err
-	case referenceMatches(e, reference, messageID):
-		return e.JobID, true, nil
+	case !referenceMatches(e, reference, messageID):
+		return "", false, nil
 	}
-	return "", false, nil
+	// A producer may have given another job this string as its reference: then
+	// the receipt may be that job's, and only its message id can tell.
+	taken, err := r.cfg.Ledger.ReferenceTaken(sctx, reference)
+	if err != nil || taken {
+		return "", false, err
+	}
+	return e.JobID, true, nil
 }
 
 // referenceMatches reports whether a receipt with reference and messageID, not
 // found by its message id, belongs to the job of entry e, found by reference.
 func referenceMatches(e *ledger.Entry, reference, messageID string) bool {
 	return e.Reference == "" && e.JobID == reference && // jetsms sent the job id as the reference
-		e.Status == ledger.StateUnknown && // the answer was lost: no message id is coming
-		(!e.Accepted() || contains(e.MessageIDs, messageID))
+		(!e.Accepted() || contains(e.MessageIDs, messageID)) // not recorded under another id
 }
 
 // index records that messageID belongs to jobID, kept as long as the job's entry.
