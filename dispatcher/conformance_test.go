@@ -298,3 +298,47 @@ func testConformance(t *testing.T, impl implementation) {
 		require.Error(t, c.Health(ctx))
 	})
 }
+
+// TestProbe checks that each client's Probe tells a working gateway from a
+// wrong base path, API version, credentials or plain HTTP, without sending.
+func TestProbe(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	kind := func(t *testing.T, err error) Kind {
+		t.Helper()
+		require.Error(t, err)
+		return KindOf(err)
+	}
+
+	t.Run("RESTv2", func(t *testing.T) {
+		t.Parallel()
+		f := implementations[0].features
+		b := startSim(t, f, gwsim.Config{})
+		impl := implementations[0]
+		require.NoError(t, impl.client(t, b).(*RESTv2).Probe(ctx))
+		wrongPath := impl.client(t, b, func(c *Config) { c.URL = b.srv.URL + "/rest/v2" }).(*RESTv2)
+		require.Equal(t, KindMisconfigured, kind(t, wrongPath.Probe(ctx)))
+		atV1 := startSim(t, implementations[1].features, gwsim.Config{})
+		v2AtV1 := impl.client(t, atV1, func(c *Config) { c.URL = atV1.srv.URL + gwsim.BasePathV1 }).(*RESTv2)
+		require.Equal(t, KindMisconfigured, kind(t, v2AtV1.Probe(ctx)), "REST v1 has no /healthz")
+		badCreds := impl.client(t, b, func(c *Config) { c.Password = "wrong" }).(*RESTv2)
+		require.Equal(t, KindUnauthorized, kind(t, badCreds.Probe(ctx)))
+		redirect := startSim(t, f, gwsim.Config{RedirectHTTPS: true})
+		require.Equal(t, KindMisconfigured, kind(t, impl.client(t, redirect).(*RESTv2).Probe(ctx)))
+		require.Zero(t, b.sim.Stats().Requests, "no probe sent a message")
+	})
+
+	t.Run("RESTv1", func(t *testing.T) {
+		t.Parallel()
+		impl := implementations[1]
+		b := startSim(t, impl.features, gwsim.Config{})
+		require.NoError(t, impl.client(t, b).(*RESTv1).Probe(ctx))
+		badCreds := impl.client(t, b, func(c *Config) { c.Password = "wrong" }).(*RESTv1)
+		require.Equal(t, KindUnauthorized, kind(t, badCreds.Probe(ctx)))
+		atV2 := startSim(t, implementations[0].features, gwsim.Config{})
+		v1AtV2 := impl.client(t, atV2, func(c *Config) { c.URL = atV2.srv.URL + gwsim.BasePath }).(*RESTv1)
+		_, err := v1AtV2.Send(ctx, testJob())
+		require.Equal(t, KindMisconfigured, kind(t, err), "the REST v2 gateway refuses the REST v1 media type (406)")
+		require.Zero(t, b.sim.Stats().Requests+atV2.sim.Stats().Accepted)
+	})
+}
