@@ -129,4 +129,3 @@ func TestCircuit(t *testing.T) {
 		})
 	})
 }
-
