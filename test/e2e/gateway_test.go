@@ -342,3 +342,16 @@ func TestAnswersThatProveNothing(t *testing.T) {
 		require.Empty(t, s.sentTo(j.ID))
 	})
 }
+
+// TestOpenAPIReceiptShape: receipts in the OpenAPI page's StatusCallback shape
+// ({"id","status","detail"}, no reference) reach their job like the REST v2
+// page's.
+func TestOpenAPIReceiptShape(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{sim: gwsim.Config{DLRShape: gwsim.DLRShapeID}})
+	j := testJob{Job: job.Job{ID: "openapi-1", Destination: "+64211234801", Content: "hi", Reference: "order-9"}, lane: "default"}
+	s.publish(t, j)
+	final := s.status.waitFinal(t, j.ID)
+	require.Equal(t, job.StatusReceived, final.Status)
+	require.Equal(t, s.sentTo("order-9")[0].ID, final.MessageID)
+}
