@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -257,12 +259,24 @@ func TestMisconfiguredGatewayFailsNoJob(t *testing.T) {
 
 // TestReceiptsBelongToTheirJob: 50 jobs whose producers' references are the ids
 // of 50 other jobs (sent without a reference, so jetsms sends their ids), with
-// receipts sent the moment each message is accepted, before its message id is
-// indexed: every job gets its own receipts and final status.
+// receipts sent the moment each message is accepted and stored before the worker
+// records any acceptance: no receipt lands on another job, and once the
+// acceptances are recorded every job gets its own receipt and final status.
 func TestReceiptsBelongToTheirJob(t *testing.T) {
 	t.Parallel()
-	s := setup(t, options{sim: gwsim.Config{DLRInterim: []string{}}})
 	const n = 50
+	gate := make(chan struct{})
+	s := setup(t, options{
+		sim: gwsim.Config{DLRInterim: []string{}},
+		wrapSender: func(next worker.Sender, s *stack) worker.Sender {
+			return &lateAccept{next: next, tap: s.tap, gate: gate}
+		},
+		// Every job holds its slot until the gate opens.
+		worker: func(c *worker.Config) { c.Concurrency, c.ConcurrencyMin = 2*n+8, 2*n+8 },
+	})
+	var opened sync.Once
+	open := func() { opened.Do(func() { close(gate) }) }
+	t.Cleanup(open) // before the worker stops, should the test fail first
 	var jobs []testJob
 	for i := range n {
 		plain := testJob{Job: job.Job{ID: fmt.Sprintf("plain-%02d", i), Destination: fmt.Sprintf("+642112350%02d", i), Content: "a"},
@@ -272,26 +286,46 @@ func TestReceiptsBelongToTheirJob(t *testing.T) {
 		jobs = append(jobs, clash, plain)
 	}
 	s.publish(t, jobs...)
+	s.tap.waitFor(t, 30*time.Second, "the receipt of every job stored", func() bool {
+		return s.tap.answers[http.StatusOK] >= 2*n
+	})
+	eventually(t, 20*time.Second, "the resolver to handle every receipt once", func() bool {
+		st := s.resolver.Stats()
+		return st.Retried+st.Published+st.Unchanged >= 2*n
+	})
+	// own is the message the gateway accepted for each job.
+	own := make(map[string]string, len(jobs))
 	for _, j := range jobs {
-		final := s.status.waitFinal(t, j.ID)
-		require.Equal(t, job.StatusReceived, final.Status, "%s: %+v", j.ID, s.status.of(j.ID))
 		ref := j.Reference
 		if ref == "" {
 			ref = j.ID // jetsms sends the job id
 		}
-		var own string
 		for _, m := range s.sentTo(ref) {
 			if m.Destination == j.Destination {
-				own = m.ID
+				own[j.ID] = m.ID
 			}
 		}
-		require.NotEmpty(t, own, j.ID)
-		for _, ev := range s.status.of(j.ID) {
-			if ev.MessageID != "" {
-				require.Equal(t, own, ev.MessageID, "%s: an event of another job's message: %+v", j.ID, ev)
+		require.NotEmpty(t, own[j.ID], j.ID)
+	}
+	checkOwn := func(when string) {
+		t.Helper()
+		for _, j := range jobs {
+			for _, ev := range s.status.of(j.ID) {
+				if ev.MessageID != "" {
+					require.Equal(t, own[j.ID], ev.MessageID, "%s %s: an event of another job's message: %+v", j.ID, when, ev)
+				}
 			}
 		}
 	}
+	checkOwn("before its acceptance is recorded")
+
+	open()
+	for _, j := range jobs {
+		final := s.status.waitFinal(t, j.ID)
+		require.Equal(t, job.StatusReceived, final.Status, "%s: %+v", j.ID, s.status.of(j.ID))
+	}
+	checkOwn("at the end")
+	require.Zero(t, s.resolver.Stats().Unmatched)
 }
 
 // TestAnswersThatProveNothing: a 502 or 504 after the request was written does
