@@ -266,9 +266,10 @@ func (r *Resolver) receipt(ctx context.Context, m jetstream.Msg) error {
 			return err
 		}
 		if byRef && jobID != "" {
-			// The submission's answer was lost, so nothing indexed this message
-			// id: index it now, so that the job's later receipts (and a reply's
-			// reply_to) find the job by it.
+			// Index the message id now: when the submission's answer was lost
+			// nothing else will, and the job's later receipts (and a reply's
+			// reply_to) must find the job by it. When the answer comes after all,
+			// the worker writes the same index.
 			if err := r.index(ctx, rc.MessageID, jobID); err != nil {
 				return err
 			}
