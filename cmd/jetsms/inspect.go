@@ -231,10 +231,7 @@ func gatewayClient(cfg config.Config) (gateway, error) {
 	url := cfg.Gateway.URL
 	if cfg.IsSandbox() {
 		// The simulator serves the API under the real gateway's base path.
-		url = "http://" + cfg.Sandbox.Listen + gwsim.BasePath
-		if cfg.Gateway.API == config.APIv1 {
-			url = "http://" + cfg.Sandbox.Listen + gwsim.BasePathV1
-		}
+		url = "http://" + cfg.Sandbox.Listen + gwsim.BasePathFor(cfg.Gateway.API)
 	}
 	return newGateway(cfg, url, 1)
 }

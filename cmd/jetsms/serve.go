@@ -593,11 +593,7 @@ func startSandbox(cfg config.Config, callbackURL string, log *zap.Logger) (strin
 		<-done
 	}
 	// The simulator serves its API under the real gateway's base path only.
-	base := gwsim.BasePath
-	if cfg.Gateway.API == config.APIv1 {
-		base = gwsim.BasePathV1
-	}
-	return "http://" + ln.Addr().String() + base, stop, nil
+	return "http://" + ln.Addr().String() + gwsim.BasePathFor(cfg.Gateway.API), stop, nil
 }
 
 // runSandbox is `jetsms sandbox`: the simulator alone, until interrupted.

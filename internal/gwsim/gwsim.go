@@ -70,6 +70,15 @@ const (
 	CallbackBackoffMaxDefault = 10 * time.Second
 )
 
+// BasePathFor returns the base path the simulator serves api under: BasePathV1
+// for APIv1, BasePath otherwise.
+func BasePathFor(api string) string {
+	if api == APIv1 {
+		return BasePathV1
+	}
+	return BasePath
+}
+
 // The APIs the simulator speaks, for Config.API.
 const (
 	// APIv2 is REST v2, the default: UUID ids, 202 Accepted.
