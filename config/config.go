@@ -16,14 +16,16 @@ import (
 // whose default is empty or zero has no constant. The lanes' default is returned by
 // LanesDefault, and nats.embedded.sync defaults to Sync{Always: true}.
 const (
-	StoreDirDefault          = "./data"
-	NATSListenDefault        = "127.0.0.1:4222"
-	PrefixDefault            = subjects.PrefixDefault
-	ReplicasDefault          = 1
-	JobsMaxBytesDefault      = int64(1 << 30)
-	MaxAgeDefault            = 7 * 24 * time.Hour
-	MaxSegmentsDefault       = 10
-	GatewayURLDefault        = "https://api.modicagroup.com/rest/sms/v2"
+	StoreDirDefault     = "./data"
+	NATSListenDefault   = "127.0.0.1:4222"
+	PrefixDefault       = subjects.PrefixDefault
+	ReplicasDefault     = 1
+	JobsMaxBytesDefault = int64(1 << 30)
+	MaxAgeDefault       = 7 * 24 * time.Hour
+	MaxSegmentsDefault  = 10
+	GatewayURLDefault   = "https://api.modicagroup.com/rest/sms/v2"
+	// GatewayURLV1Default is gateway.url's default when gateway.api is v1.
+	GatewayURLV1Default      = "https://api.modicagroup.com/rest/gateway"
 	GatewayAPIDefault        = APIv2
 	GatewayTimeoutDefault    = 10 * time.Second
 	BroadcastMaxDefault      = 100
@@ -190,10 +192,16 @@ type Campaign struct {
 
 // Gateway says which SMS gateway to send to and how.
 type Gateway struct {
-	// URL is SandboxURL or an absolute http(s) URL. Default: GatewayURLDefault.
+	// URL is SandboxURL or an absolute https URL (http only for a loopback host
+	// or with AllowInsecure). Default: GatewayURLDefault, or
+	// GatewayURLV1Default when API is APIv1.
 	URL string `yaml:"url"`
 	// API is APIv2 or APIv1. Default: GatewayAPIDefault.
 	API string `yaml:"api"`
+	// AllowInsecure lets URL be plain http:// to a host that is not loopback
+	// (a TLS-terminating proxy on a private network). The gateway itself
+	// redirects plain HTTP to HTTPS.
+	AllowInsecure bool `yaml:"allow_insecure"`
 	// Username and Password are required unless URL is SandboxURL.
 	Username string        `yaml:"username"`
 	Password secret.Secret `yaml:"password"`

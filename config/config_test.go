@@ -745,3 +745,48 @@ func dropUnknownLanes(c *Config) {
 		byName[name].setItems(c, append([]string{}, byName[name].items(c)...))
 	}
 }
+
+func TestGatewayURL(t *testing.T) {
+	t.Parallel()
+	creds := func(extra ...string) map[string]string {
+		env := map[string]string{"JETSMS_GATEWAY_USERNAME": "app", "JETSMS_GATEWAY_PASSWORD": "pw"}
+		for i := 0; i+1 < len(extra); i += 2 {
+			env[extra[i]] = extra[i+1]
+		}
+		return env
+	}
+
+	t.Run("PlainHTTPOnlyToLoopbackOrWhenAllowed", func(t *testing.T) {
+		t.Parallel()
+		_, err := load(t, nil, creds("JETSMS_GATEWAY_URL", "http://api.modicagroup.com/rest/sms/v2"))
+		require.ErrorContains(t, err, "gateway.url: must be https:// (the gateway redirects plain HTTP to HTTPS)")
+		require.ErrorContains(t, err, "gateway.allow_insecure")
+		for _, u := range []string{"http://127.0.0.1:8090/rest/sms/v2", "http://localhost/rest/sms/v2", "http://[::1]:80/rest/sms/v2"} {
+			_, err = load(t, nil, creds("JETSMS_GATEWAY_URL", u))
+			require.NoError(t, err, u)
+		}
+		_, err = load(t, []string{"--gateway.allow_insecure", "true"}, creds("JETSMS_GATEWAY_URL", "http://gw.internal/rest/sms/v2"))
+		require.NoError(t, err)
+	})
+
+	t.Run("V1TakesTheV1DefaultURL", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := load(t, []string{"--gateway.api", "v1"}, creds())
+		require.NoError(t, err)
+		require.Equal(t, GatewayURLV1Default, cfg.Gateway.URL)
+		cfg, err = load(t, nil, creds())
+		require.NoError(t, err)
+		require.Equal(t, GatewayURLDefault, cfg.Gateway.URL)
+	})
+
+	t.Run("RefusesAnAPIAndURLMismatch", func(t *testing.T) {
+		t.Parallel()
+		_, err := load(t, []string{"--gateway.api", "v1", "--gateway.url", GatewayURLDefault}, creds())
+		require.ErrorContains(t, err, "gateway.url: its path /rest/sms/v2 is the REST v2 API's, but gateway.api is v1")
+		_, err = load(t, []string{"--gateway.url", "https://api.example/rest/gateway/"}, creds())
+		require.ErrorContains(t, err, "gateway.url: its path /rest/gateway is the REST v1 API's, but gateway.api is v2")
+		// Another brand's or a proxy's path is not second-guessed.
+		_, err = load(t, []string{"--gateway.api", "v1", "--gateway.url", "https://sms.example/api"}, creds())
+		require.NoError(t, err)
+	})
+}

@@ -141,6 +141,10 @@ func (l *loader) apply(e *entry, raw, source string) {
 
 // finish validates the result. Settings that failed to parse are not checked again.
 func (l *loader) finish() (Config, error) {
+	if _, set := l.from["gateway.url"]; !set && l.cfg.Gateway.API == APIv1 && l.cfg.Gateway.URL == GatewayURLDefault {
+		// REST v1 has its own base URL.
+		l.cfg.Gateway.URL = GatewayURLV1Default
+	}
 	errs := slices.Concat(l.errs, l.cfg.problems(l.from, l.failed, l.needGateway))
 	if len(errs) > 0 {
 		return Config{}, errors.Join(errs...)

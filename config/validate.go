@@ -117,6 +117,7 @@ func (c *Config) crossProblems(from map[string]origin, needGateway bool) []error
 		required("gateway.username")
 		required("gateway.password")
 	}
+	errs = append(errs, c.gatewayURLProblems(sources)...)
 	bothOrNeither("callbacks.username", "callbacks.password")
 	bothOrNeither("nats.tls.cert", "nats.tls.key")
 	bothOrNeither("admin.username", "admin.password")
@@ -308,6 +309,44 @@ func natsURLs(list string) error {
 		}
 	}
 	return nil
+}
+
+// gatewayURLProblems checks gateway.url against gateway.allow_insecure and
+// gateway.api: plain HTTP only to a loopback host or when allowed (the gateway
+// redirects it to HTTPS, which would stop every job), and a documented base path
+// only with its own API version.
+func (c *Config) gatewayURLProblems(sources func(...string) string) []error {
+	if c.IsSandbox() {
+		return nil
+	}
+	u, err := url.Parse(c.Gateway.URL)
+	if err != nil || u.Host == "" {
+		return nil // reported by the rule of gateway.url
+	}
+	var errs []error
+	if u.Scheme == "http" && !c.Gateway.AllowInsecure && !loopbackHost(u.Hostname()) {
+		errs = append(errs, fmt.Errorf("gateway.url: must be https:// (the gateway redirects plain HTTP to HTTPS); "+
+			"http:// is allowed for a loopback host, or with gateway.allow_insecure: true%s", sources("gateway.url")))
+	}
+	path := strings.TrimRight(u.Path, "/")
+	switch {
+	case c.Gateway.API == APIv1 && strings.HasSuffix(path, "/rest/sms/v2"):
+		errs = append(errs, fmt.Errorf("gateway.url: its path /rest/sms/v2 is the REST v2 API's, but gateway.api is v1; "+
+			"use the REST v1 base URL (e.g. %s) or gateway.api: v2%s", GatewayURLV1Default, sources("gateway.url", "gateway.api")))
+	case c.Gateway.API == APIv2 && strings.HasSuffix(path, "/rest/gateway"):
+		errs = append(errs, fmt.Errorf("gateway.url: its path /rest/gateway is the REST v1 API's, but gateway.api is v2; "+
+			"use the REST v2 base URL (e.g. %s) or gateway.api: v1%s", GatewayURLDefault, sources("gateway.url", "gateway.api")))
+	}
+	return errs
+}
+
+// loopbackHost reports whether host is localhost or a loopback address.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func gatewayURL(s string) error {

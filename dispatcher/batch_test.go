@@ -24,7 +24,7 @@ func v1Batcher(t *testing.T, simCfg gwsim.Config, cfg BatchConfig) (*Batcher, *g
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	t.Cleanup(sim.Close)
-	c, err := NewRESTv1(Config{URL: srv.URL})
+	c, err := NewRESTv1(Config{URL: srv.URL + gwsim.BasePathV1})
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	bt, err := NewBatcher(c, cfg)
@@ -116,7 +116,7 @@ func TestTraceParentGoesToTheGateway(t *testing.T) {
 		_, _ = w.Write([]byte(`{"id":"1e41f423-24cf-4fa2-9a8a-888c30653305","status":"accepted"}`))
 	}))
 	t.Cleanup(srv.Close)
-	c, err := NewRESTv2(Config{URL: srv.URL})
+	c, err := NewRESTv2(Config{URL: srv.URL + gwsim.BasePath})
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

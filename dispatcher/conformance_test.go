@@ -209,7 +209,9 @@ func testConformance(t *testing.T, impl implementation) {
 		}{
 			{"InvalidAttribIsRejected", gwsim.FaultInvalidAttrib, nil, KindRejected, 400, CodeInvalidAttrib, 0, 0},
 			{"SendFailedIsRetryable", gwsim.FaultSendFailed, nil, KindRetryable, 400, CodeSendFailed, 0, 0},
-			{"500IsRetryable", gwsim.Fault500, nil, KindRetryable, 500, "http_500", 0, 0},
+			{"500WithoutTheGatewaysBodyIsUnknown", gwsim.Fault500, nil, KindUnknown, 500, "http_500", 0, 0},
+			{"502IsUnknown", gwsim.Fault502, nil, KindUnknown, 502, "http_502", 0, 0},
+			{"504AfterAcceptingIsUnknown", gwsim.Fault504, nil, KindUnknown, 504, "http_504", 0, 1},
 			{"OpenAPI500IsRetryable", gwsim.FaultOpenAPIError, nil, KindRetryable, 500, "http_500", 0, 0},
 			{"503IsRetryableAfter", gwsim.Fault503, nil, KindRetryable, 503, "http_503", 3 * time.Second, 0},
 			{"429IsRetryableAfter", gwsim.Fault429, nil, KindRetryable, 429, "http_429", 3 * time.Second, 0},
@@ -222,7 +224,7 @@ func testConformance(t *testing.T, impl implementation) {
 				&job.Job{ID: "j", Destination: "+64211234567"}, KindRejected, 400, CodeMissingAttrib, 0, 0},
 			{"ScheduledInThePastIsRejected", gwsim.FaultNone,
 				&job.Job{ID: "j", Destination: "+64211234567", Content: "hi", Scheduled: new(time.Now().Add(-time.Hour))},
-				KindRejected, 422, CodeScheduledInPast, 0, 0},
+				KindRejected, 422, CodeInvalidAttrib, 0, 0}, // the gateway's own code is kept
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
@@ -294,5 +296,49 @@ func testConformance(t *testing.T, impl implementation) {
 		_, err := c.Send(ctx, testJob())
 		requireOutcome(t, err, KindRetryable, 0, CodeConnectionRefused)
 		require.Error(t, c.Health(ctx))
+	})
+}
+
+// TestProbe checks that each client's Probe tells a working gateway from a
+// wrong base path, API version, credentials or plain HTTP, without sending.
+func TestProbe(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	kind := func(t *testing.T, err error) Kind {
+		t.Helper()
+		require.Error(t, err)
+		return KindOf(err)
+	}
+
+	t.Run("RESTv2", func(t *testing.T) {
+		t.Parallel()
+		f := implementations[0].features
+		b := startSim(t, f, gwsim.Config{})
+		impl := implementations[0]
+		require.NoError(t, impl.client(t, b).(*RESTv2).Probe(ctx))
+		wrongPath := impl.client(t, b, func(c *Config) { c.URL = b.srv.URL + "/rest/v2" }).(*RESTv2)
+		require.Equal(t, KindMisconfigured, kind(t, wrongPath.Probe(ctx)))
+		atV1 := startSim(t, implementations[1].features, gwsim.Config{})
+		v2AtV1 := impl.client(t, atV1, func(c *Config) { c.URL = atV1.srv.URL + gwsim.BasePathV1 }).(*RESTv2)
+		require.Equal(t, KindMisconfigured, kind(t, v2AtV1.Probe(ctx)), "REST v1 has no /healthz")
+		badCreds := impl.client(t, b, func(c *Config) { c.Password = "wrong" }).(*RESTv2)
+		require.Equal(t, KindUnauthorized, kind(t, badCreds.Probe(ctx)))
+		redirect := startSim(t, f, gwsim.Config{RedirectHTTPS: true})
+		require.Equal(t, KindMisconfigured, kind(t, impl.client(t, redirect).(*RESTv2).Probe(ctx)))
+		require.Zero(t, b.sim.Stats().Requests, "no probe sent a message")
+	})
+
+	t.Run("RESTv1", func(t *testing.T) {
+		t.Parallel()
+		impl := implementations[1]
+		b := startSim(t, impl.features, gwsim.Config{})
+		require.NoError(t, impl.client(t, b).(*RESTv1).Probe(ctx))
+		badCreds := impl.client(t, b, func(c *Config) { c.Password = "wrong" }).(*RESTv1)
+		require.Equal(t, KindUnauthorized, kind(t, badCreds.Probe(ctx)))
+		atV2 := startSim(t, implementations[0].features, gwsim.Config{})
+		v1AtV2 := impl.client(t, atV2, func(c *Config) { c.URL = atV2.srv.URL + gwsim.BasePath }).(*RESTv1)
+		_, err := v1AtV2.Send(ctx, testJob())
+		require.Equal(t, KindMisconfigured, kind(t, err), "the REST v2 gateway refuses the REST v1 media type (406)")
+		require.Zero(t, b.sim.Stats().Requests+atV2.sim.Stats().Accepted)
 	})
 }

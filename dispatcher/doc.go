@@ -8,19 +8,28 @@
 // worker and Get(ctx, id) (Message, error) for reconciliation. Each submits a job
 // exactly once per call and never retries: the worker owns retries, and needs to
 // know precisely what happened to decide whether a retry is safe. Every failed
-// submission is an [*Error] whose [Kind] is one of four outcomes the worker maps
-// to an action:
+// submission is an [*Error] whose [Kind] is one of five outcomes the worker maps
+// to an action. Each answer is classified by what it proves about the message:
 //
 //   - [KindRejected]: the gateway refused the message and would refuse it again
-//     (validation error, 422, other 4xx). Terminate the job.
-//   - [KindRetryable]: the gateway did not take the message (429, 5xx, 408,
-//     send_failed, or the request never fully left this process). Retry after a
-//     delay, at least [Error.RetryAfter].
-//   - [KindUnknown]: the request was fully written but no usable answer came back
-//     (timeout, connection lost, garbled 2xx). The gateway may have accepted it;
-//     resending risks a duplicate SMS.
+//     (validation error, 422, a 4xx not listed below). Terminate the job.
+//   - [KindRetryable]: the gateway did not take the message (429, 408,
+//     send_failed, a 5xx with the gateway's own error body, or the request never
+//     fully left this process). Retry after a delay, at least [Error.RetryAfter].
+//   - [KindUnknown]: nothing shows the message was refused: the request was fully
+//     written but no usable answer came back (timeout, connection lost, garbled
+//     2xx), or the answer is a 502, a 504 or a 5xx without the gateway's own
+//     error body (a proxy in front of the gateway answers those, and says nothing
+//     of the gateway). The gateway may have accepted it; resending risks a
+//     duplicate SMS.
 //   - [KindUnauthorized]: 401 or 403. Every other job will fail the same way until
-//     the credentials or the allow-listed IPs are fixed.
+//     the credentials, the account's API permission or the allow-listed IPs are
+//     fixed.
+//   - [KindMisconfigured]: 3xx (plain HTTP redirected to HTTPS), 404 (a wrong
+//     base path), 405, 406 or 415 (a wrong API version or media type). The
+//     configuration is wrong, not the job; every other job gets the same answer.
+//
+// The table, with the document line behind each row, is in docs/gateway.md.
 //
 // # Guarantees
 //
@@ -64,8 +73,11 @@
 // whose body carries a message id) is success. 400 is decided by the gateway's
 // error code: send_failed is retryable; invalid_json, missing_attrib,
 // invalid_attrib, any other code and no code at all are rejected. 401 and 403 are
-// unauthorised. 408 and 429 are retryable. 422 is rejected with code
-// scheduled_in_past. Other 3xx and 4xx are rejected; 5xx are retryable. Both
+// unauthorised. 408 and 429 are retryable. 422 is rejected, keeping the
+// gateway's own code (scheduled_in_past when it sends none). 3xx, 404, 405, 406
+// and 415 are misconfigured; other 4xx are rejected. 502 and 504 are unknown;
+// another 5xx is retryable with the gateway's own error body ({"error",...} or
+// {"message","statusCode","error"}) and unknown without it. Both
 // error bodies the gateway documents are understood: {"error":"<code>",
 // "error-desc":[...] or "..."} and {"message":"...","statusCode":500,
 // "error":"..."}; a body that is not JSON still classifies by status code.
@@ -99,8 +111,10 @@
 // Code [CodeBroadcastFailure], and a job the answer says nothing about
 // KindUnknown.
 //
-// REST v1 has no health endpoint: [RESTv1.Health] asks for message 0, which
-// checks reachability and credentials (404 is healthy). Its GET answer documents
+// [RESTv2.Probe] checks the gateway without sending an SMS: GET /healthz, then an
+// authenticated look-up of a message no account has (404 is healthy). REST v1 has
+// no health endpoint: [RESTv1.Health] (and Probe) asks for message 0, which
+// checks reachability and credentials (404 is healthy) but not the base path. Its GET answer documents
 // no status, so [Message].Status is empty under v1 unless the gateway sends one.
 //
 // The package does not log: it returns what happened once, and the worker decides

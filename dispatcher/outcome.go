@@ -37,9 +37,16 @@ const (
 	// KindUnauthorized means 401 or 403: wrong credentials or a source IP that is not
 	// allow-listed; every other job will fail the same way.
 	KindUnauthorized
+	// KindMisconfigured means the answer is about where and how the request was
+	// sent, not about the message: a redirect (3xx, e.g. plain HTTP redirected to
+	// HTTPS), 404 (a wrong base path), 405, 406 or 415 (a wrong API version or
+	// media type). Every other job would get the same answer; none is the job's
+	// fault. Nothing was sent.
+	KindMisconfigured
 )
 
-// String returns "rejected", "retryable", "unknown" or "unauthorized", or
+// String returns "rejected", "retryable", "unknown", "unauthorized" or
+// "misconfigured", or
 // "Kind(n)" for any other value.
 func (k Kind) String() string {
 	switch k {
@@ -51,6 +58,8 @@ func (k Kind) String() string {
 		return "unknown"
 	case KindUnauthorized:
 		return "unauthorized"
+	case KindMisconfigured:
+		return "misconfigured"
 	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -70,7 +79,7 @@ const (
 // Codes this package sets itself, as found in Error.Code. A response without a
 // gateway code gets "http_<status>", e.g. "http_500" or "http_429".
 const (
-	CodeScheduledInPast   = "scheduled_in_past"  // 422: scheduled is in the past
+	CodeScheduledInPast   = "scheduled_in_past"  // 422 without a gateway code: scheduled is in the past
 	CodeUnauthorized      = "unauthorized"       // 401
 	CodeForbidden         = "forbidden"          // 403
 	CodeInvalidResponse   = "invalid_response"   // a 2xx without a readable message id
@@ -179,6 +188,8 @@ var (
 	ErrUnknownOutcome error = &kindSentinel{KindUnknown, "dispatcher: the gateway may have accepted the message"}
 	// ErrUnauthorized matches errors of KindUnauthorized.
 	ErrUnauthorized error = &kindSentinel{KindUnauthorized, "dispatcher: gateway refused the credentials"}
+	// ErrMisconfigured matches errors of KindMisconfigured.
+	ErrMisconfigured error = &kindSentinel{KindMisconfigured, "dispatcher: the gateway URL or API version is wrong"}
 
 	// ErrNotFound is returned (wrapped) by Get when the gateway answers 404.
 	ErrNotFound = errors.New("dispatcher: message not found")
@@ -205,7 +216,7 @@ func KindOf(err error) Kind {
 // HTTP-date Retry-After into a delay.
 func classifyStatus(status int, header http.Header, body []byte, now time.Time) *Error {
 	e := &Error{StatusCode: status, RetryAfter: retryAfter(header.Get("Retry-After"), now)}
-	code, desc := parseErrorBody(body)
+	code, desc, own := parseErrorBody(body)
 	e.Description = desc
 	switch {
 	case status == http.StatusBadRequest:
@@ -220,18 +231,35 @@ func classifyStatus(status int, header http.Header, body []byte, now time.Time) 
 	case status == http.StatusForbidden:
 		e.Kind, code = KindUnauthorized, CodeForbidden
 	case status == http.StatusUnprocessableEntity:
-		e.Kind, code = KindRejected, CodeScheduledInPast
+		// The gateway's own code, when it sends one, is kept.
+		e.Kind = KindRejected
+		if code == "" {
+			code = CodeScheduledInPast
+		}
 	case status == http.StatusRequestTimeout, status == http.StatusTooManyRequests:
 		e.Kind = KindRetryable
-	case status >= 300 && status < 500:
-		// A redirect or another client error: resending the same request to the
-		// same URL gets the same answer.
-		e.Kind = KindRejected
-		if loc := header.Get("Location"); loc != "" && e.Description == "" && status < 400 {
-			e.Description = "redirected to " + loc
+	case status >= 300 && status < 400, status == http.StatusNotFound, status == http.StatusMethodNotAllowed,
+		status == http.StatusNotAcceptable, status == http.StatusUnsupportedMediaType:
+		// About where and how the request was sent, not about the message: every
+		// job would get the same answer.
+		e.Kind = KindMisconfigured
+		if e.Description == "" {
+			e.Description = misconfigHint(status, header.Get("Location"))
 		}
-	case status >= 500 && status < 600:
+	case status > 400 && status < 500:
+		// Another client error: resending the same request gets the same answer.
+		e.Kind = KindRejected
+	case status == http.StatusBadGateway, status == http.StatusGatewayTimeout:
+		// From a proxy in front of the gateway: it says nothing of whether the
+		// gateway queued the message.
+		e.Kind = KindUnknown
+	case status >= 500 && status < 600 && own:
+		// The gateway's own error answer: it did not queue the message.
 		e.Kind = KindRetryable
+	case status >= 500 && status < 600:
+		// No error body of the gateway's: no telling whether it queued the
+		// message.
+		e.Kind = KindUnknown
 	default:
 		// 1xx or a status outside 100-599 on a request that was written: no
 		// telling what the gateway did with it.
@@ -243,6 +271,28 @@ func classifyStatus(status int, header http.Header, body []byte, now time.Time) 
 	e.Code = code
 	return e
 }
+
+// misconfigHint says what to check after an answer of KindMisconfigured.
+func misconfigHint(status int, location string) string {
+	switch {
+	case status >= 300 && status < 400 && location != "":
+		return "redirected to " + location + ": use the URL the gateway redirects to (HTTPS is mandatory)"
+	case status >= 300 && status < 400:
+		return "redirected: use the gateway's https:// URL"
+	case status == http.StatusNotFound:
+		return "no such path: check the base URL's path (REST v2 " + BasePathV2 + ", REST v1 " + BasePathV1 + ")"
+	case status == http.StatusMethodNotAllowed:
+		return "method not allowed: check the base URL's path and the API version"
+	default:
+		return "media type refused: check the API version (REST v2 takes application/json, REST v1 " + mediaTypeV1 + ")"
+	}
+}
+
+// The documented base paths.
+const (
+	BasePathV2 = "/rest/sms/v2"
+	BasePathV1 = "/rest/gateway"
+)
 
 // errorBody holds both error bodies the gateway documents:
 // {"error":"<code>","error-desc":[..] or ".."} (REST v2 page) and
@@ -256,15 +306,18 @@ type errorBody struct {
 }
 
 // parseErrorBody returns the gateway's error code (empty when there is none) and
-// description from an error body. A body that is not a JSON object gives "", "".
-func parseErrorBody(body []byte) (code, desc string) {
+// description from an error body, and whether the body is one of the gateway's
+// own error bodies (both documented shapes carry "error"). A body that is not a
+// JSON object gives "", "", false.
+func parseErrorBody(body []byte) (code, desc string, own bool) {
 	if len(body) == 0 {
-		return "", ""
+		return "", "", false
 	}
 	var eb errorBody
 	if json.Unmarshal(body, &eb) != nil {
-		return "", ""
+		return "", "", false
 	}
+	own = rawString(eb.Error) != ""
 	errText := rawString(eb.Error)
 	message := rawString(eb.Message)
 	// In the OpenAPI body "error" is a sentence, not a code; in the REST v2 body
@@ -283,7 +336,7 @@ func parseErrorBody(body []byte) (code, desc string) {
 	if d := rawDescription(eb.ErrorDesc); d != "" {
 		parts = append(parts, d)
 	}
-	return code, strings.Join(parts, ": ")
+	return code, strings.Join(parts, ": "), own
 }
 
 // isCode reports whether s looks like a gateway error code: 1 to 64 of a-z, 0-9

@@ -9,9 +9,12 @@ import (
 )
 
 // scheduleLayout is how scheduled and expires are sent: RFC 3339 in the time's
-// own offset (so "+13:00" stays "+13:00"), whole seconds as the gateway's
-// documentation shows them. Fractions of a second are dropped.
-const scheduleLayout = time.RFC3339
+// own offset (so "+13:00" stays "+13:00"), with the fraction of a second when
+// there is one (trailing zeros dropped; none for a whole second). The gateway's
+// "Date Strings" section defines "s = one or more digits representing a decimal
+// fraction of a second"; dropping the fraction would move a time less than a
+// second ahead into the past, which the gateway refuses with 422.
+const scheduleLayout = time.RFC3339Nano
 
 // appendMessage appends the POST /messages body for j to b. REST v2 and REST
 // v1 take the same body.

@@ -295,6 +295,10 @@ func (c *RESTv1) Health(ctx context.Context) error {
 	return fmt.Errorf("gateway health: %w", c.failure(a, true))
 }
 
+// Probe is Health: REST v1 documents no health endpoint, so an authenticated
+// look-up of a message no account has stands in for one. It sends no SMS.
+func (c *RESTv1) Probe(ctx context.Context) error { return c.Health(ctx) }
+
 // Close closes the client's idle connections. Calls in flight finish normally;
 // the client stays usable (it opens new connections as needed).
 func (c *RESTv1) Close() {

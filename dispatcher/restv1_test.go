@@ -257,7 +257,8 @@ func TestRESTv1(t *testing.T) {
 			{400, `{"error":"invalid_json","error-desc":"Invalid JSON data in the request body"}`,
 				KindRejected, CodeInvalidJSON, "Invalid JSON data in the request body"},
 			{500, `{"message":"SMS Gateway error","statusCode":500,"error":"db down"}`, KindRetryable, "http_500", "SMS Gateway error: db down"},
-			{404, "404 Not Found. The requested URL was not found on this server.", KindRejected, "http_404", ""},
+			{404, "404 Not Found. The requested URL was not found on this server.", KindMisconfigured, "http_404",
+				"no such path: check the base URL's path (REST v2 /rest/sms/v2, REST v1 /rest/gateway)"},
 			{403, "", KindUnauthorized, CodeForbidden, ""},
 		} {
 			c, _ := fakeV1(t, respond(tc.status, tc.body))

@@ -126,6 +126,27 @@ func (c *RESTv2) Health(ctx context.Context) error {
 	return nil
 }
 
+// probeID is the message id Probe looks up: a UUID no message has.
+const probeID = "00000000-0000-0000-0000-000000000000"
+
+// Probe checks, without sending an SMS, that the gateway answers at the
+// configured base URL, speaks REST v2 and takes the credentials: GET /healthz
+// (the OpenAPI page's health endpoint, which needs no credentials) and then an
+// authenticated GET /messages?id= for a message no account has, whose 404 (or
+// 200) is the healthy answer. It returns nil or an error wrapping an *Error
+// classified as for Get: KindMisconfigured for a redirect, 404 from /healthz,
+// 405, 406 or 415; KindUnauthorized for 401 or 403; KindRetryable otherwise.
+func (c *RESTv2) Probe(ctx context.Context) error {
+	if err := c.Health(ctx); err != nil {
+		return err
+	}
+	_, err := c.Get(ctx, probeID)
+	if err == nil || errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return fmt.Errorf("gateway probe: %w", err)
+}
+
 // Close closes the client's idle connections. Calls in flight finish normally;
 // the client stays usable (it opens new connections as needed).
 func (c *RESTv2) Close() {

@@ -180,7 +180,7 @@ func TestRESTv2(t *testing.T) {
 
 		nz := time.FixedZone("NZDT", 13*3600)
 		scheduled := time.Date(2026, 12, 1, 9, 0, 0, 0, nz)
-		expires := time.Date(2026, 12, 1, 10, 0, 0, 500, nz) // fraction dropped
+		expires := time.Date(2026, 12, 1, 10, 0, 0, 500, nz) // fraction kept (the docs' "s" digits)
 		smsClass := 0
 		full := &job.Job{
 			ID: "order-1234-otp", Destination: "+64211234567", Content: "Kia ora \"Ānanda\"\n😀",
@@ -213,7 +213,7 @@ func TestRESTv2(t *testing.T) {
 			"mask":        "ACME",
 			"sms_class":   float64(0),
 			"scheduled":   "2026-12-01T09:00:00+13:00",
-			"expires":     "2026-12-01T10:00:00+13:00",
+			"expires":     "2026-12-01T10:00:00.0000005+13:00",
 		}, body)
 
 		// A job's own reference wins; unset optional fields are left out.
@@ -288,7 +288,8 @@ func TestRESTv2(t *testing.T) {
 		b.handle(respond(http.StatusInternalServerError, "<html><body>Internal Server Error</body></html>",
 			"Content-Type", "text/html"))
 		_, err := c.Send(ctx, testJob())
-		e := requireOutcome(t, err, KindRetryable, 500, "http_500")
+		// No error body of the gateway's: it may have queued the message.
+		e := requireOutcome(t, err, KindUnknown, 500, "http_500")
 		require.Empty(t, e.Description)
 		require.Zero(t, e.RetryAfter)
 		require.NoError(t, e.Err)
@@ -328,10 +329,26 @@ func TestRESTv2(t *testing.T) {
 	t.Run("RetriesOn503WithRetryAfter", func(t *testing.T) {
 		t.Parallel()
 		c, b := setup(t)
-		b.handle(respond(http.StatusServiceUnavailable, "unavailable", "Retry-After", "5"))
+		b.handle(respond(http.StatusServiceUnavailable, `{"message":"Service Unavailable","statusCode":503,"error":"try again later"}`, "Retry-After", "5"))
 		_, err := c.Send(ctx, testJob())
 		e := requireOutcome(t, err, KindRetryable, 503, "http_503")
 		require.Equal(t, 5*time.Second, e.RetryAfter)
+	})
+
+	t.Run("UnknownOn5xxWithoutTheGatewaysBody", func(t *testing.T) {
+		t.Parallel()
+		for _, status := range []int{500, 502, 503, 504} {
+			c, b := setup(t)
+			b.handle(respond(status, "<html>proxy error</html>", "Content-Type", "text/html"))
+			_, err := c.Send(ctx, testJob())
+			requireOutcome(t, err, KindUnknown, status, fmt.Sprintf("http_%d", status))
+			require.ErrorIs(t, err, ErrUnknownOutcome)
+		}
+		// 502 and 504 come from a proxy whatever their body says.
+		c, b := setup(t)
+		b.handle(respond(http.StatusBadGateway, `{"message":"x","statusCode":502,"error":"bad gateway"}`))
+		_, err := c.Send(ctx, testJob())
+		requireOutcome(t, err, KindUnknown, 502, "http_502")
 	})
 
 	t.Run("RetriesOn408", func(t *testing.T) {
@@ -356,11 +373,23 @@ func TestRESTv2(t *testing.T) {
 
 	t.Run("RejectsOtherClientErrors", func(t *testing.T) {
 		t.Parallel()
-		for _, status := range []int{404, 405, 409, 413, 415} {
+		for _, status := range []int{409, 410, 413, 418} {
 			c, b := setup(t)
 			b.handle(respond(status, "nope"))
 			_, err := c.Send(ctx, testJob())
 			requireOutcome(t, err, KindRejected, status, fmt.Sprintf("http_%d", status))
+		}
+	})
+
+	t.Run("ReportsAWrongConfigurationOn404405406415", func(t *testing.T) {
+		t.Parallel()
+		for _, status := range []int{404, 405, 406, 415} {
+			c, b := setup(t)
+			b.handle(respond(status, "nope"))
+			_, err := c.Send(ctx, testJob())
+			e := requireOutcome(t, err, KindMisconfigured, status, fmt.Sprintf("http_%d", status))
+			require.ErrorIs(t, err, ErrMisconfigured)
+			require.Contains(t, e.Description, "check")
 		}
 	})
 
@@ -371,8 +400,8 @@ func TestRESTv2(t *testing.T) {
 			http.Redirect(w, r, "https://api.example/rest/sms/v2/messages", http.StatusMovedPermanently)
 		})
 		_, err := c.Send(ctx, testJob())
-		e := requireOutcome(t, err, KindRejected, 301, "http_301")
-		require.Equal(t, "redirected to https://api.example/rest/sms/v2/messages", e.Description)
+		e := requireOutcome(t, err, KindMisconfigured, 301, "http_301")
+		require.Contains(t, e.Description, "redirected to https://api.example/rest/sms/v2/messages")
 		require.EqualValues(t, 1, b.requests.Load())
 	})
 

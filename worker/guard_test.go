@@ -284,25 +284,43 @@ func TestSendGuard(t *testing.T) {
 func TestCircuitKeepsJobsQueuedThroughAnOutage(t *testing.T) {
 	t.Parallel()
 
-	run := func(t *testing.T, fault gwsim.Fault, n int) (*bundle, []bool) {
+	// run starts an outage with begin, publishes jobs, waits for the circuit to
+	// open, ends the outage with end and waits for every job to be accepted once.
+	// While open, the circuit probes the gateway without sending a job.
+	run := func(t *testing.T, begin, end func(*gwsim.Simulator)) (*bundle, []bool) {
 		t.Helper()
 		var mu sync.Mutex
 		var changes []bool
+		opened := make(chan struct{}, 1)
 		b := setup(t, options{worker: worker.Config{
 			Concurrency: 4, CircuitFailures: 5, CircuitProbeMin: 50 * time.Millisecond, CircuitProbeMax: 200 * time.Millisecond,
-			OnCircuit: func(open bool) { mu.Lock(); changes = append(changes, open); mu.Unlock() },
+			OnCircuit: func(open bool) {
+				mu.Lock()
+				changes = append(changes, open)
+				mu.Unlock()
+				if open {
+					select {
+					case opened <- struct{}{}:
+					default:
+					}
+				}
+			},
 		}})
-		faults := make([]gwsim.Fault, n)
-		for i := range faults {
-			faults[i] = fault
-		}
-		b.sim.Inject(faults...)
+		begin(b.sim)
 		ids := make([]string, 12)
 		for i := range ids {
 			ids[i] = fmt.Sprintf("outage-%02d", i)
 			b.publishJob(t, "default", validJob(ids[i]))
 		}
+		select {
+		case <-opened:
+		case <-time.After(30 * time.Second):
+			require.FailNow(t, "the circuit did not open")
+		}
+		requests := b.sim.Stats().Requests
+		end(b.sim)
 		b.waitAccepted(t, ids, 30*time.Second)
+		require.Equal(t, requests+int64(len(ids)), b.sim.Stats().Requests, "no job was sent as a probe")
 		for _, id := range ids {
 			for _, ev := range brokertest.EventsOf(b.status.Msgs(), id) {
 				require.False(t, ev.Final, "%s: no job ends during the outage", id)
@@ -316,13 +334,17 @@ func TestCircuitKeepsJobsQueuedThroughAnOutage(t *testing.T) {
 
 	t.Run("WrongCredentials", func(t *testing.T) {
 		t.Parallel()
-		_, changes := run(t, gwsim.FaultUnauthorized, 8)
-		require.Equal(t, []bool{true, false}, changes, "opened at the first 401, closed by a trial")
+		_, changes := run(t,
+			func(s *gwsim.Simulator) { s.SetCredentials("app", "other") },
+			func(s *gwsim.Simulator) { s.SetCredentials("", "") })
+		require.Equal(t, []bool{true, false}, changes, "opened at the first 401, closed by a probe")
 	})
 
 	t.Run("FailingGateway", func(t *testing.T) {
 		t.Parallel()
-		_, changes := run(t, gwsim.FaultOpenAPIError, 20)
+		_, changes := run(t,
+			func(s *gwsim.Simulator) { s.SetOutage(true) },
+			func(s *gwsim.Simulator) { s.SetOutage(false) })
 		require.Equal(t, []bool{true, false}, changes)
 	})
 }

@@ -39,6 +39,8 @@ type jobRun struct {
 	replay string
 	// loaded: the ledger entry has been read (or created by this delivery).
 	loaded bool
+	// unscheduled: a 422 made this delivery drop the job's schedule and resend.
+	unscheduled bool
 }
 
 // Errors that end the retry loop early.
@@ -186,9 +188,9 @@ func (w *Worker) attempt(ctx context.Context, r *jobRun) (dispatcher.Result, err
 	if r.attempts >= w.cfg.MaxAttempts {
 		return dispatcher.Result{}, backoff.Permanent(errExhausted)
 	}
-	if r.job.Scheduled != nil && !r.job.Scheduled.After(now) {
-		// It was due while it waited in the queue: send it now rather than have the
-		// gateway refuse a time in the past.
+	if r.job.Scheduled != nil && r.job.Scheduled.Sub(now) < ScheduleLeadMin {
+		// It is due, or nearly: send it now rather than have the gateway refuse a
+		// time that is in the past by the time it arrives (422).
 		r.job.Scheduled = nil
 	}
 	// The send guard: no request leaves before the ledger says this worker is
@@ -238,7 +240,16 @@ func (w *Worker) attempt(ctx context.Context, r *jobRun) (dispatcher.Result, err
 	case dispatcher.KindRetryable:
 		w.note(ctx, r, ledger.StateQueued, err)
 		return res, err
-	case dispatcher.KindUnauthorized:
+	case dispatcher.KindRejected:
+		if gwErr.StatusCode == http.StatusUnprocessableEntity && r.job.Scheduled != nil && !r.unscheduled {
+			// The gateway found the schedule in the past (its clock ahead of ours):
+			// send it once more, now, without one. The retrying event keeps the
+			// gateway's own code.
+			r.job.Scheduled, r.unscheduled = nil, true
+			w.note(ctx, r, ledger.StateQueued, err)
+			return res, err
+		}
+	case dispatcher.KindUnauthorized, dispatcher.KindMisconfigured:
 		// The job is not at fault: the attempt does not count.
 		r.attempts--
 		r.entry.Attempts = r.attempts
@@ -307,34 +318,6 @@ func (w *Worker) destinationFull(ctx context.Context, r *jobRun) bool {
 	return true
 }
 
-// reportCircuit tells the circuit what a submission's outcome says of the gateway.
-func (w *Worker) reportCircuit(err error) {
-	var gwErr *dispatcher.Error
-	switch {
-	case err == nil:
-		w.circuit.succeeded()
-	case !errors.As(err, &gwErr):
-	case gwErr.Kind == dispatcher.KindRejected:
-		w.circuit.succeeded() // the gateway works; it refused this job
-	case gwErr.Kind == dispatcher.KindUnauthorized:
-		w.circuit.failed(fmt.Sprintf("the gateway refused the credentials (HTTP %d); check gateway.username and gateway.password", gwErr.StatusCode), true)
-	case gwErr.StatusCode == http.StatusTooManyRequests:
-		// The account's rate, not an outage: pacing answers it.
-	default:
-		w.circuit.failed("the gateway is failing: "+circuitReason(gwErr), false)
-	}
-}
-
-func circuitReason(e *dispatcher.Error) string {
-	if e.StatusCode != 0 {
-		return fmt.Sprintf("HTTP %d %s", e.StatusCode, e.Code)
-	}
-	if e.Err != nil {
-		return e.Err.Error()
-	}
-	return e.Code
-}
-
 func isPermanent(err error) bool {
 	var perm *backoff.PermanentError
 	return errors.As(err, &perm)
@@ -373,9 +356,9 @@ func (w *Worker) settle(ctx context.Context, r *jobRun, res dispatcher.Result, e
 		w.unknownOutcome(ctx, r, err)
 	case errors.As(err, &gwErr) && gwErr.Kind == dispatcher.KindRejected:
 		w.end(ctx, r, job.StatusFailed, events.ReasonGatewayRejected, gwErr.Code, gwErr.Description)
-	case errors.As(err, &gwErr) && gwErr.Kind == dispatcher.KindUnauthorized:
+	case errors.As(err, &gwErr) && (gwErr.Kind == dispatcher.KindUnauthorized || gwErr.Kind == dispatcher.KindMisconfigured):
 		// The circuit is open now and says why, once; the job waits in the queue.
-		w.log.Debug("gateway refused the credentials; job released", zap.String("job_id", r.job.ID), zap.Int("status", gwErr.StatusCode))
+		w.log.Debug("gateway refused the credentials or the configuration; job released", zap.String("job_id", r.job.ID), zap.Int("status", gwErr.StatusCode))
 		w.retrying(ctx, r, err)
 		w.release(r, w.cfg.ReleaseDelayMin)
 	case errors.As(err, &gwErr):
@@ -434,7 +417,9 @@ func (w *Worker) accepted(ctx context.Context, r *jobRun, res dispatcher.Result)
 	var wg sync.WaitGroup
 	var indexErr, ledgerErr, eventErr error
 	wg.Go(func() {
-		indexErr = w.record(ctx, func(ctx context.Context) error { return w.ledger.Index(ctx, res.MessageID, r.job.ID) })
+		indexErr = w.record(ctx, func(ctx context.Context) error {
+			return w.ledger.Index(ctx, res.MessageID, r.job.ID, ledger.Scheduled(r.job.Scheduled))
+		})
 	})
 	wg.Go(func() {
 		eventErr = w.record(ctx, func(ctx context.Context) error { return w.pub.Status(ctx, ev) })

@@ -51,6 +51,11 @@ const (
 	SubmitLeaseDefault = 55 * time.Second
 	// ConcurrencyMinDefault is the floor of the sized concurrency.
 	ConcurrencyMinDefault = 4
+	// ScheduleLeadMin is how far ahead a job's scheduled time must be, when it is
+	// submitted, to be sent as a schedule. A nearer (or past) time is dropped and
+	// the job sent now: by the time the request reaches the gateway the time
+	// could be past, which the gateway refuses with 422.
+	ScheduleLeadMin = 2 * time.Second
 	// HoldForDefault is how long the hold policy waits for a receipt.
 	HoldForDefault = 10 * time.Minute
 	// fetchMaxWait is how long one fetch waits on an idle lane; Stop waits for it.
@@ -119,6 +124,12 @@ type Config struct {
 	CircuitProbeMin, CircuitProbeMax time.Duration
 	// OnCircuit, when set, is called as the circuit opens (true) and closes.
 	OnCircuit func(open bool)
+	// Probe, when set, checks the gateway without sending an SMS (see
+	// dispatcher.RESTv2.Probe): once in Start, before any job is taken, and
+	// while the circuit is open, instead of a trial submission. When nil and the
+	// Sender is a Prober, the Sender's Probe is used; otherwise a real job is
+	// the trial.
+	Probe func(ctx context.Context) error
 	// RateInSegments makes a job take one rate token per SMS segment instead of
 	// one per job (rate.unit: segments).
 	RateInSegments bool
@@ -264,6 +275,10 @@ func New(cfg Config, js jetstream.JetStream, send Sender, limit Limiter, pub *ev
 		circuit: newCircuit(cfg.CircuitFailures, cfg.CircuitProbeMin, cfg.CircuitProbeMax, cfg.Now,
 			log.Named("worker"), cfg.OnCircuit),
 	}
+	w.circuit.probe = cfg.Probe
+	if p, ok := send.(Prober); ok && w.circuit.probe == nil {
+		w.circuit.probe = p.Probe
+	}
 	for _, name := range cfg.Lanes {
 		if err := subjects.ValidateToken(name); err != nil {
 			return nil, fmt.Errorf("worker: lanes: %w", err)
@@ -328,6 +343,10 @@ func (w *Worker) Start(ctx context.Context) error {
 		}
 		l.cons = cons
 	}
+	// The gateway is checked before the first job is taken: a wrong URL, API
+	// version or credentials open the circuit now, with the reason logged, and
+	// no job is taken until a probe succeeds.
+	w.circuit.check(ctx)
 	runCtx, cancel := context.WithCancel(context.Background())
 	hardCtx, hardStop := context.WithCancel(context.Background())
 	w.cancel, w.hardStop, w.hardCtx = cancel, hardStop, hardCtx

@@ -62,7 +62,7 @@ func setup(t *testing.T, opt options) *bundle {
 	t.Cleanup(sim.Close)
 	var sender worker.Sender
 	if opt.sim.API == gwsim.APIv1 {
-		v1, err := dispatcher.NewRESTv1(dispatcher.Config{URL: srv.URL, Timeout: 5 * time.Second})
+		v1, err := dispatcher.NewRESTv1(dispatcher.Config{URL: srv.URL + gwsim.BasePathV1, Timeout: 5 * time.Second})
 		require.NoError(t, err)
 		t.Cleanup(v1.Close)
 		sender = v1
@@ -71,7 +71,7 @@ func setup(t *testing.T, opt options) *bundle {
 			require.NoError(t, err)
 		}
 	} else {
-		v2, err := dispatcher.NewRESTv2(dispatcher.Config{URL: srv.URL, Timeout: 5 * time.Second})
+		v2, err := dispatcher.NewRESTv2(dispatcher.Config{URL: srv.URL + gwsim.BasePath, Timeout: 5 * time.Second})
 		require.NoError(t, err)
 		t.Cleanup(v2.Close)
 		sender = v2

@@ -17,6 +17,7 @@ import (
 	"github.com/jetsms/jetsms/config"
 	"github.com/jetsms/jetsms/dispatcher"
 	"github.com/jetsms/jetsms/internal/events"
+	"github.com/jetsms/jetsms/internal/gwsim"
 	"github.com/jetsms/jetsms/internal/ledger"
 	"github.com/jetsms/jetsms/internal/subjects"
 	"github.com/jetsms/jetsms/job"
@@ -229,7 +230,8 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 func gatewayClient(cfg config.Config) (gateway, error) {
 	url := cfg.Gateway.URL
 	if cfg.IsSandbox() {
-		url = "http://" + cfg.Sandbox.Listen
+		// The simulator serves the API under the real gateway's base path.
+		url = "http://" + cfg.Sandbox.Listen + gwsim.BasePathFor(cfg.Gateway.API)
 	}
 	return newGateway(cfg, url, 1)
 }
@@ -242,7 +244,15 @@ func printEntry(w io.Writer, e *ledger.Entry) {
 		}
 	}
 	row("job", e.JobID)
-	row("status", string(e.Status))
+	status := string(e.Status)
+	if e.Waiting(time.Now()) {
+		// The gateway keeps a scheduled message "accepted" until it goes out.
+		status += " (scheduled: waiting for its time at the gateway)"
+	}
+	row("status", status)
+	if !e.Scheduled.IsZero() {
+		row("scheduled", e.Scheduled.Format(time.RFC3339Nano))
+	}
 	row("lane", e.Lane)
 	row("campaign", e.Campaign)
 	row("destination", e.Destination)

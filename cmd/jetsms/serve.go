@@ -434,6 +434,7 @@ func loopbackAddr(addr net.Addr) string {
 type gateway interface {
 	worker.Sender
 	resolve.Looker
+	worker.Prober // checks the gateway without sending: at start and while the circuit is open
 	Close()
 }
 
@@ -484,7 +485,9 @@ func openLedger(ctx context.Context, js jetstream.JetStream, cfg config.Config, 
 	if bucket == "" {
 		bucket = names.LedgerBucket()
 	}
-	return ledger.Open(ctx, js, ledger.Config{Bucket: bucket, Retention: cfg.Ledger.Retention, Replicas: cfg.Streams.Replicas})
+	// A scheduled job's entry outlives its schedule by the reconciler's wait.
+	return ledger.Open(ctx, js, ledger.Config{Bucket: bucket, Retention: cfg.Ledger.Retention, Replicas: cfg.Streams.Replicas,
+		HoldAfterSchedule: cfg.Callbacks.ReconcileAfter})
 }
 
 // laneOptions turns the configured lane options into the worker's.
@@ -577,7 +580,8 @@ func startSandbox(cfg config.Config, callbackURL string, log *zap.Logger) (strin
 		_ = srv.Shutdown(ctx)
 		<-done
 	}
-	return "http://" + ln.Addr().String(), stop, nil
+	// The simulator serves its API under the real gateway's base path only.
+	return "http://" + ln.Addr().String() + gwsim.BasePathFor(cfg.Gateway.API), stop, nil
 }
 
 // runSandbox is `jetsms sandbox`: the simulator alone, until interrupted.

@@ -120,6 +120,8 @@ type callbacks struct {
 	gap       time.Duration
 	duplicate bool
 	reorder   bool
+	// openAPIShape sends REST v2 receipts in the OpenAPI page's shape.
+	openAPIShape bool
 
 	giveUp     time.Duration
 	timeout    time.Duration
@@ -140,7 +142,8 @@ type callbacks struct {
 
 	mu     sync.Mutex
 	queue  callbackHeap
-	held   int // callbacks queued or in an attempt
+	parked []*parked // receipts of scheduled messages, waiting for their time
+	held   int       // callbacks queued, parked or in an attempt
 	closed bool
 
 	receiptsDelivered atomic.Int64
@@ -193,6 +196,11 @@ func (c *callbacks) close() {
 	c.mu.Lock()
 	left := c.queue
 	c.queue = nil
+	for _, p := range c.parked {
+		p.timer.Stop()
+		left = append(left, p.cb)
+	}
+	c.parked = nil
 	c.mu.Unlock()
 	for _, cb := range left {
 		c.drop(cb, ErrClosed)
@@ -226,9 +234,68 @@ func (c *callbacks) accepted(id key, m *Message) {
 		steps:     steps,
 	}
 	c.receiptsPending.Add(int64(steps))
-	if c.admit(cb) != nil {
+	var err error
+	if m.Scheduled != nil && m.Scheduled.After(m.At) {
+		// A scheduled message goes out at its time: its receipts come after it.
+		err = c.park(cb, *m.Scheduled, m.Scheduled.Sub(m.At))
+	} else {
+		err = c.admit(cb)
+	}
+	if err != nil {
 		c.receiptsPending.Add(-int64(steps))
 		c.receiptsDropped.Add(int64(steps))
+	}
+}
+
+// parked is the receipts of a scheduled message, held until its time.
+type parked struct {
+	cb    *callback
+	at    time.Time   // the message's scheduled time, on the simulator's clock
+	timer *time.Timer // releases it in real time
+}
+
+// park holds cb, counted in the queue, until the simulator's clock reaches at:
+// ReleaseDue releases it then, and a timer calls ReleaseDue after wait in real
+// time.
+func (c *callbacks) park(cb *callback, at time.Time, wait time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	if c.held >= c.limit {
+		return ErrQueueFull
+	}
+	c.held++
+	c.parked = append(c.parked, &parked{cb: cb, at: at, timer: time.AfterFunc(wait, c.sim.ReleaseDue)})
+	return nil
+}
+
+// releaseDue queues the receipts of every parked message whose time has come by
+// now, DLRDelay (plus jitter) from now in real time.
+func (c *callbacks) releaseDue(now time.Time) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	kept := c.parked[:0]
+	released := 0
+	for _, p := range c.parked {
+		if p.at.After(now) {
+			kept = append(kept, p)
+			continue
+		}
+		p.timer.Stop()
+		p.cb.due = time.Now().Add(c.wait(c.delay))
+		heap.Push(&c.queue, p.cb)
+		released++
+	}
+	clear(c.parked[len(kept):])
+	c.parked = kept
+	c.mu.Unlock()
+	if released > 0 {
+		c.signal()
 	}
 }
 
@@ -530,6 +597,14 @@ type receipt struct {
 	Reference string `json:"reference,omitempty"`
 }
 
+// receiptOpenAPI is the OpenAPI page's StatusCallback: "id" instead of
+// "message_id", and no reference.
+type receiptOpenAPI struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	Detail string `json:"detail"`
+}
+
 // receiptV1 is the REST v1 DLR callback body: the id an integer, no detail.
 type receiptV1 struct {
 	MessageID int64  `json:"message_id"`
@@ -542,6 +617,10 @@ func (c *callbacks) receiptBody(cb *callback, status string) []byte {
 	// U+FFFD.
 	if c.sim.v1 {
 		body, _ := json.Marshal(receiptV1{MessageID: cb.id.num, Status: status, Reference: cb.reference})
+		return body
+	}
+	if c.openAPIShape {
+		body, _ := json.Marshal(receiptOpenAPI{ID: cb.id.String(), Status: status, Detail: cb.detail})
 		return body
 	}
 	body, _ := json.Marshal(receipt{

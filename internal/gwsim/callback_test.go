@@ -412,7 +412,7 @@ func TestCallbacks(t *testing.T) {
 		// Submissions go straight to ServeHTTP; the receipts go over HTTP.
 		for range n {
 			rec := httptest.NewRecorder()
-			b.sim.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/messages", strings.NewReader(validBody)))
+			b.sim.ServeHTTP(rec, postRequest(validBody))
 			require.Equal(t, http.StatusAccepted, rec.Code)
 		}
 		waitN(t, b.delivered, n, "receipts delivered")
@@ -685,8 +685,9 @@ func TestCallbacks(t *testing.T) {
 			"id": ans.ID, "source": "+64211234567", "destination": "2021", "content": "STOP", "operator": "One NZ",
 		}, rc.next(t).fields(t))
 
-		a = b.do(t, http.MethodPost, BasePath+"/sim/mo", `{"source":"+64211234567","destination":"2021","content":"hi"}`)
-		require.Equal(t, http.StatusOK, a.status, "under BasePath too")
+		b.baseURL = b.srv.URL
+		a = b.do(t, http.MethodPost, "/sim/mo", `{"source":"+64211234567","destination":"2021","content":"hi"}`)
+		require.Equal(t, http.StatusOK, a.status, "at the root too")
 		rc.next(t)
 
 		a = b.do(t, http.MethodPost, "/sim/mo", `{"source":"+64211234567","destination":"2021"}`)

@@ -5,18 +5,20 @@
 // (MOs) on demand, through SendMO or POST /sim/mo, when Config.MOURL is set. So the
 // whole lifecycle of a message — accepted, sent, received — can be watched.
 //
-// A Simulator is an http.Handler. Mount it so that the gateway base URL is the
-// server URL (http://127.0.0.1:PORT/); the routes also answer under BasePath, so a
-// base URL of http://127.0.0.1:PORT/rest/sms/v2 works too.
+// A Simulator is an http.Handler, as strict as the documents make the gateway: it
+// serves REST v2 only under BasePath and REST v1 only under BasePathV1, so the
+// gateway base URL is the server URL plus that path
+// (http://127.0.0.1:PORT/rest/sms/v2); any other path is 404.
 //
 //	sim, err := gwsim.New(gwsim.Config{Username: "app", Password: "pw"})
 //	srv := httptest.NewServer(sim)
+//	baseURL := srv.URL + gwsim.BasePath
 //	t.Cleanup(srv.Close)
 //	t.Cleanup(sim.Close) // runs first: ends held requests so srv.Close does not wait
 //
 // # What it simulates faithfully
 //
-// Following gateway-docs/rest-v2.txt and rest-v2-openapi.txt:
+// Following the REST v2 page and the OpenAPI page:
 //
 //   - POST /messages with a JSON body and HTTP Basic credentials; 401 for missing or
 //     wrong credentials when Config sets them (SetCredentials changes them while
@@ -51,12 +53,31 @@
 //   - Callbacks that fail — an answer that is not 2xx, including a redirect, or
 //     no answer within Config.CallbackTimeout — are retried, as the gateway calls
 //     again.
+//   - The base path: REST v2 routes only under /rest/sms/v2, REST v1 routes only
+//     under /rest/gateway ("Base URI" of both pages); 404 anywhere else.
+//   - Accept and Content-Type per API: REST v2 answers application/json (its
+//     "Versions"); REST v1 answers application/vnd.modica.gateway.v1+json and
+//     application/json (its "Versions", and its own code samples); a missing
+//     Accept, */* and application/* admit either. A request whose Accept admits
+//     neither gets 406; a POST whose body is not application/json (REST v1: or its
+//     media type) gets 415.
+//   - HTTPS redirect (Config.RedirectHTTPS, SetRedirectHTTPS): every request that
+//     did not come over TLS gets 301 to the https URL, as the pages say plain HTTP
+//     is redirected.
+//   - Scheduled messages: a message scheduled ahead stays "accepted" (GET shows it)
+//     and gets no receipt until the simulator's clock (Config.Now) reaches its
+//     time; ReleaseDue sends the receipts then (a timer calls it in real time).
+//   - Both receipt shapes of REST v2: the REST v2 page's {"message_id",...}
+//     (default) and the OpenAPI page's StatusCallback {"id","status","detail"}
+//     (Config.DLRShape DLRShapeID).
+//   - An MO carries "reference" only with "reply_to", as both pages add it only to
+//     a reply; SendMO refuses a reference without reply_to.
+//   - The destination rule: international format, as both pages require.
 //
 // # REST v1
 //
-// With Config.API set to APIv1 the simulator speaks REST v1 instead
-// (gateway-docs/rest-v1.txt), at the server root and under BasePathV1, so a base
-// URL of http://127.0.0.1:PORT/rest/gateway works. One simulator speaks one API,
+// With Config.API set to APIv1 the simulator speaks REST v1 instead (the REST v1
+// page), under BasePathV1 only: the base URL is http://127.0.0.1:PORT/rest/gateway. One simulator speaks one API,
 // as a gateway application is set up for one; run two to serve both. Credentials,
 // faults (Inject and Config.Faults), latency, validation and its error bodies,
 // OnAccept, Stats, Keep and callbacks work as under REST v2, with these
@@ -107,18 +128,34 @@
 //
 // # What it does not simulate
 //
-//   - HTTPS and the redirect from plain HTTP (serve it with httptest.NewTLSServer
-//     for TLS), IP allow-lists, GET /openapi.yaml, both APIs from one simulator,
-//     and the Accept header that selects REST v1 (the simulator speaks the API it
-//     was configured for whatever the header says).
-//   - Delivery itself: receipts follow Config, not the destination, the content,
-//     scheduled or expires (a scheduled message gets its receipts as soon as one
-//     sent now would). The "detail" of a receipt is the destination, as in the 202
+//   - TLS itself (serve it with httptest.NewTLSServer), IP allow-lists, GET
+//     /openapi.yaml, and both APIs from one simulator.
+//   - Delivery itself: receipts follow Config, not the destination, the content or
+//     expires. The "detail" of a receipt is the destination, as in the 202
 //     answer; the documents do not say what the gateway puts there. Without
 //     Config.DLRURL no receipts are sent and the status stays "accepted" for good.
 //     Source numbers are not assigned: GET shows the source as sent.
-//   - The OpenAPI page's DLR shape {"id","status","detail"}, and the real gateway's
-//     retry schedule, which the documents do not give.
+//
+// # Guesses
+//
+// Where the documents are silent the simulator has to answer something. These are
+// its choices, not the gateway's documented behaviour; clients must not depend on
+// them:
+//
+//   - The status codes of faults: send_failed is a 400 with {"error":"send_failed"}
+//     (the pages list the code under "Error Codes" without a status); 500 is plain
+//     text, 503 carries the OpenAPI error body, 502 and 504 an HTML proxy page
+//     (504 after accepting the message).
+//   - 422's body: {"error":"invalid_attrib","error-desc":"Invalid scheduled
+//     timestamp (must not be in the past)"}; the pages give 422 and its text only.
+//   - 406 and 415 for a wrong Accept or Content-Type; the pages name neither.
+//   - GET /healthz needs no credentials (the OpenAPI example sends none).
+//   - GET shows "accepted" for a scheduled message until its time (the first
+//     value of the OpenAPI status enum).
+//   - The retry of callbacks (CallbackBackoff, CallbackGiveUp), which the
+//     documents do not give.
+//   - The REST v1 broadcast limit (BroadcastLimitDefault), which the documents do
+//     not give.
 //   - The real gateway's REST v1 broadcast limit, and which other destinations it
 //     answers with a failure entry rather than accepts; neither is documented.
 //   - Limits the documents do not state: content length and segments are not

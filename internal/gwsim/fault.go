@@ -27,8 +27,10 @@ const (
 	// Fault500 answers 500 with a plain-text body, before credentials or body are
 	// checked.
 	Fault500
-	// Fault503 answers 503 {"message":"Service Unavailable"} with Retry-After, before
-	// credentials or body are checked.
+	// Fault503 answers 503 with Retry-After and an error body of the gateway's own
+	// (the OpenAPI page's shape, {"message","statusCode":503,"error"}), before
+	// credentials or body are checked. The documents show no 503; the body says
+	// the gateway itself refused the request (a guess of the simulator's).
 	Fault503
 	// Fault429 answers 429 {"message":"Too Many Requests"} with Retry-After, before
 	// credentials or body are checked.
@@ -60,6 +62,15 @@ const (
 	// FaultAcceptThenHang accepts a valid message and then holds the request like
 	// FaultTimeout. An invalid request gets its validation error instead.
 	FaultAcceptThenHang
+	// Fault502 answers 502 with an HTML body, as a proxy in front of the gateway
+	// does when the gateway does not answer it, without accepting the message.
+	// Only injected; not part of a Mix.
+	Fault502
+	// Fault504 accepts a valid message and then answers 504 with an HTML body, as
+	// a proxy in front of the gateway does when the gateway took too long: the
+	// message went through, and the client cannot tell. An invalid request gets
+	// its validation error instead. Only injected; not part of a Mix.
+	Fault504
 
 	numFaults // keep last
 )
@@ -77,6 +88,8 @@ var faultNames = [numFaults]string{
 	FaultOpenAPIError:    "openapi_500",
 	FaultAcceptThenReset: "accept_then_reset",
 	FaultAcceptThenHang:  "accept_then_hang",
+	Fault502:             "502",
+	Fault504:             "504",
 }
 
 // String returns the fault's name, which for the faults a Mix holds is also its

@@ -70,12 +70,27 @@ const (
 	CallbackBackoffMaxDefault = 10 * time.Second
 )
 
+// BasePathFor returns the base path the simulator serves api under: BasePathV1
+// for APIv1, BasePath otherwise.
+func BasePathFor(api string) string {
+	if api == APIv1 {
+		return BasePathV1
+	}
+	return BasePath
+}
+
 // The APIs the simulator speaks, for Config.API.
 const (
 	// APIv2 is REST v2, the default: UUID ids, 202 Accepted.
 	APIv2 = "v2"
 	// APIv1 is REST v1: integer ids, 201 Created, POST /messages/broadcast.
 	APIv1 = "v1"
+)
+
+// The receipt shapes of Config.DLRShape.
+const (
+	DLRShapeMessageID = "message_id"
+	DLRShapeID        = "id"
 )
 
 // IDForm is how a REST v1 201 answer to POST /messages carries the new
@@ -149,9 +164,15 @@ type Config struct {
 	// v1: GET /messages/{id}), oldest dropped first. Zero means KeepDefault;
 	// below zero keeps none.
 	Keep int
-	// Now is the clock used for scheduled-time checks and Message.At. Nil means
-	// time.Now. Callbacks keep real time whatever it is.
+	// Now is the clock used for scheduled-time checks, Message.At and the
+	// release of a scheduled message's receipts. Nil means time.Now. Callbacks
+	// otherwise keep real time whatever it is: a test that moves this clock to a
+	// message's schedule calls ReleaseDue.
 	Now func() time.Time
+
+	// RedirectHTTPS answers every request that did not come over TLS with 301
+	// to the same URL with https, as the gateway treats plain HTTP.
+	RedirectHTTPS bool
 
 	// DLRURL is where delivery receipts are POSTed. Credentials in it
 	// (http://user:pass@host/path, special characters percent-encoded) are taken
@@ -181,6 +202,11 @@ type Config struct {
 	// DLRReorder sends a message's last receipt first and its interim ones after,
 	// as receipts overtaking each other would arrive.
 	DLRReorder bool
+	// DLRShape is the REST v2 receipt body: DLRShapeMessageID (also when empty),
+	// the REST v2 page's {"message_id","status","detail","reference"?}, or
+	// DLRShapeID, the OpenAPI page's StatusCallback {"id","status","detail"}.
+	// Ignored under REST v1.
+	DLRShape string
 
 	// MOURL is where SendMO and POST /sim/mo post inbound messages; credentials
 	// in it are sent as HTTP Basic, as with DLRURL. Empty: SendMO returns
@@ -272,7 +298,9 @@ type Stats struct {
 // Simulator is an http.Handler that behaves like the REST v2 gateway, or the REST
 // v1 one (Config.API). Build it with New; it is safe for concurrent use.
 type Simulator struct {
-	v1             bool   // speaks REST v1
+	v1             bool // speaks REST v1
+	redirectHTTPS  atomic.Bool
+	outage         atomic.Bool
 	idForm         IDForm // of REST v1 201 answers
 	broadcastLimit int
 	lastID         atomic.Int64 // REST v1: the last integer id handed out
@@ -385,6 +413,7 @@ func New(cfg Config) (*Simulator, error) {
 		done:           make(chan struct{}),
 	}
 	s.SetCredentials(cfg.Username, cfg.Password)
+	s.redirectHTTPS.Store(cfg.RedirectHTTPS)
 	if s.hangFor == 0 {
 		s.hangFor = HangForDefault
 	}
@@ -442,20 +471,26 @@ func newCallbacks(cfg Config) (*callbacks, error) {
 				ErrInvalidConfig, i, st, strings.Join(dlrStatuses, ", "))
 		}
 	}
+	switch cfg.DLRShape {
+	case "", DLRShapeMessageID, DLRShapeID:
+	default:
+		return nil, fmt.Errorf("%w: DLRShape %q: must be %q or %q", ErrInvalidConfig, cfg.DLRShape, DLRShapeMessageID, DLRShapeID)
+	}
 	c := &callbacks{
-		interim:    interim,
-		mix:        thresholds(cfg.DLRMix, dlrMixFields),
-		delay:      cfg.DLRDelay,
-		jitter:     cfg.DLRJitter,
-		gap:        cfg.DLRGap,
-		duplicate:  cfg.DLRDuplicate,
-		reorder:    cfg.DLRReorder,
-		giveUp:     cmp.Or(cfg.CallbackGiveUp, CallbackGiveUpDefault),
-		timeout:    cmp.Or(cfg.CallbackTimeout, CallbackTimeoutDefault),
-		backoffMin: cmp.Or(cfg.CallbackBackoff, CallbackBackoffDefault),
-		backoffMax: cmp.Or(cfg.CallbackBackoffMax, CallbackBackoffMaxDefault),
-		limit:      cmp.Or(cfg.CallbackQueue, CallbackQueueDefault),
-		senders:    cmp.Or(cfg.CallbackSenders, CallbackSendersDefault),
+		openAPIShape: cfg.DLRShape == DLRShapeID,
+		interim:      interim,
+		mix:          thresholds(cfg.DLRMix, dlrMixFields),
+		delay:        cfg.DLRDelay,
+		jitter:       cfg.DLRJitter,
+		gap:          cfg.DLRGap,
+		duplicate:    cfg.DLRDuplicate,
+		reorder:      cfg.DLRReorder,
+		giveUp:       cmp.Or(cfg.CallbackGiveUp, CallbackGiveUpDefault),
+		timeout:      cmp.Or(cfg.CallbackTimeout, CallbackTimeoutDefault),
+		backoffMin:   cmp.Or(cfg.CallbackBackoff, CallbackBackoffDefault),
+		backoffMax:   cmp.Or(cfg.CallbackBackoffMax, CallbackBackoffMaxDefault),
+		limit:        cmp.Or(cfg.CallbackQueue, CallbackQueueDefault),
+		senders:      cmp.Or(cfg.CallbackSenders, CallbackSendersDefault),
 	}
 	c.backoffMax = max(c.backoffMax, c.backoffMin)
 	var err error
@@ -593,6 +628,27 @@ func (s *Simulator) newKey() key {
 		return key{num: s.lastID.Add(1)}
 	}
 	return key{uuid: newUUID()}
+}
+
+// SetRedirectHTTPS turns Config.RedirectHTTPS on or off while the simulator
+// runs.
+func (s *Simulator) SetRedirectHTTPS(on bool) { s.redirectHTTPS.Store(on) }
+
+// SetOutage makes every request, health checks and look-ups included, get 503
+// with the gateway's own error body (on) until it is called with false: an
+// outage of the whole gateway, which probes see too. Injected faults and the
+// mix apply to submissions only.
+func (s *Simulator) SetOutage(on bool) { s.outage.Store(on) }
+
+// ReleaseDue sends the receipts of every scheduled message whose time has come
+// on the simulator's clock (Config.Now): until then a scheduled message stays
+// "accepted" and gets no receipt, as the gateway sends it only at its time. A
+// timer calls it in real time at each message's schedule; a test that moves
+// Config.Now calls it itself.
+func (s *Simulator) ReleaseDue() {
+	if s.cb != nil && s.cb.dlr != nil {
+		s.cb.releaseDue(s.now())
+	}
 }
 
 // Close ends every request the simulator holds — hang faults close their connection

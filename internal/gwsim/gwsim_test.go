@@ -73,7 +73,10 @@ func setup(t *testing.T, cfg Config) *testBundle {
 	transport := &http.Transport{MaxIdleConnsPerHost: 8}
 	t.Cleanup(transport.CloseIdleConnections)
 	b.client = &http.Client{Transport: transport}
-	b.baseURL = b.srv.URL
+	b.baseURL = b.srv.URL + BasePath
+	if cfg.API == APIv1 {
+		b.baseURL = b.srv.URL + BasePathV1
+	}
 	return b
 }
 
@@ -100,7 +103,7 @@ func (b *testBundle) request(t *testing.T, client *http.Client, method, path, bo
 	}
 	req, err := http.NewRequestWithContext(t.Context(), method, b.baseURL+path, rd)
 	require.NoError(t, err)
-	if body != "" {
+	if method == http.MethodPost {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if b.user != "" || b.pass != "" {
@@ -123,6 +126,7 @@ func (b *testBundle) giveUpWhenHeld(t *testing.T) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.baseURL+"/messages", strings.NewReader(validBody))
 	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
 	errs := make(chan error, 1)
 	go func() {
 		resp, err := b.client.Do(req)
@@ -237,9 +241,15 @@ func TestSimulator(t *testing.T) {
 		require.Empty(t, st.Faults)
 	})
 
-	t.Run("AcceptsUnderBasePath", func(t *testing.T) {
+	t.Run("AnswersOnlyUnderBasePath", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, Config{})
+		b.baseURL = b.srv.URL
+		for _, path := range []string{"/messages", "/rest/gateway/messages", "/rest/sms/v1/messages", "/healthz"} {
+			a := b.do(t, http.MethodPost, path, validBody)
+			require.Equal(t, http.StatusNotFound, a.status, path)
+		}
+		require.Zero(t, b.sim.Stats().Requests)
 		a := b.do(t, http.MethodPost, BasePath+"/messages", validBody)
 		require.Equal(t, http.StatusAccepted, a.status)
 		var acc accepted
@@ -259,7 +269,7 @@ func TestSimulator(t *testing.T) {
 		a := b.do(t, http.MethodGet, "/messages?id="+acc.ID, "")
 		require.Equal(t, http.StatusOK, a.status)
 		require.Equal(t, "application/json", a.header.Get("Content-Type"))
-		require.Equal(t, b.srv.URL+"/messages?id="+acc.ID, a.header.Get("Location"))
+		require.Equal(t, b.baseURL+"/messages?id="+acc.ID, a.header.Get("Location"))
 		var got map[string]any
 		require.NoError(t, json.Unmarshal(a.body, &got))
 		require.Equal(t, map[string]any{
@@ -372,6 +382,7 @@ func TestSimulator(t *testing.T) {
 		b := setup(t, Config{Username: "app", Password: "pw"})
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, b.baseURL+"/messages", strings.NewReader(validBody))
 		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
 		req.SetBasicAuth("app", "pw")
 		req.Header.Set("Authorization", "basic"+strings.TrimPrefix(req.Header.Get("Authorization"), "Basic"))
 		resp, err := b.client.Do(req)
@@ -713,7 +724,7 @@ func TestSimulator(t *testing.T) {
 		counts := map[int]int{}
 		for range n {
 			rec := httptest.NewRecorder()
-			req := httptest.NewRequest(http.MethodPost, "/messages", strings.NewReader(validBody))
+			req := postRequest(validBody)
 			b.sim.ServeHTTP(rec, req)
 			counts[rec.Code]++
 		}
@@ -740,7 +751,7 @@ func TestSimulator(t *testing.T) {
 		b := setup(t, Config{})
 		for range 1000 {
 			rec := httptest.NewRecorder()
-			b.sim.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/messages", strings.NewReader(validBody)))
+			b.sim.ServeHTTP(rec, postRequest(validBody))
 			require.Equal(t, http.StatusAccepted, rec.Code)
 		}
 	})
@@ -880,7 +891,6 @@ func TestSimulator(t *testing.T) {
 		b := setup(t, Config{Username: "app", Password: "pw"})
 		b.user, b.pass = "", ""
 		require.Equal(t, http.StatusOK, b.do(t, http.MethodGet, "/healthz", "").status)
-		require.Equal(t, http.StatusOK, b.do(t, http.MethodGet, BasePath+"/healthz", "").status)
 		require.Equal(t, http.StatusMethodNotAllowed, b.do(t, http.MethodPost, "/healthz", "{}").status)
 	})
 
@@ -966,7 +976,7 @@ func BenchmarkSimulator(b *testing.B) {
 	transport := &http.Transport{MaxIdleConnsPerHost: 64, MaxIdleConns: 64}
 	b.Cleanup(transport.CloseIdleConnections)
 	client := &http.Client{Transport: transport}
-	url := srv.URL + "/messages"
+	url := srv.URL + BasePath + "/messages"
 	body := []byte(validBody)
 
 	const goroutines = 64
@@ -997,4 +1007,11 @@ func BenchmarkSimulator(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 	require.Equal(b, int64(b.N), sim.Stats().Accepted)
+}
+
+// postRequest is a POST /messages under BasePath with a JSON body, for ServeHTTP.
+func postRequest(body string) *http.Request {
+	req := httptest.NewRequest(http.MethodPost, BasePath+"/messages", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	return req
 }

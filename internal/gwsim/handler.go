@@ -28,7 +28,12 @@ var (
 	headerAuth      = []string{`Basic realm="Mobile Gateway"`}
 
 	body500         = []byte("Internal Server Error\n")
-	body503         = []byte(`{"message":"Service Unavailable"}`)
+	body503         = []byte(`{"message":"Service Unavailable","statusCode":503,"error":"the service is unavailable, try again later"}`)
+	body502         = []byte("<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>\n")
+	body504         = []byte("<html><head><title>504 Gateway Time-out</title></head><body><h1>504 Gateway Time-out</h1></body></html>\n")
+	body406         = []byte(`{"message":"Not Acceptable"}`)
+	body415         = []byte(`{"message":"Unsupported Media Type"}`)
+	headerHTML      = []string{"text/html"}
 	body429         = []byte(`{"message":"Too Many Requests"}`)
 	body401         = []byte(`{"message":"Unauthorized"}`)
 	body404         = []byte(`{"message":"Not Found"}`)
@@ -51,23 +56,50 @@ const maxPooledBuf = 16 << 10
 // POST /sim/mo, which sends an MO callback (see SendMO). Other paths get 404 and
 // other methods 405.
 //
-// REST v2 (the default), at the server root and under BasePath: POST /messages,
-// GET /messages?id= and GET /healthz. REST v1 (Config.API APIv1), at the server
-// root and under BasePathV1: POST /messages, POST /messages/broadcast and GET
-// /messages/{id}.
+// REST v2 (the default), only under BasePath: POST /messages, GET /messages?id=
+// and GET /healthz. REST v1 (Config.API APIv1), only under BasePathV1: POST
+// /messages, POST /messages/broadcast and GET /messages/{id}. POST /sim/mo is
+// served at the root and under the base path. Under Config.RedirectHTTPS every
+// request is answered 301 to the same URL with https.
 func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.redirectHTTPS.Load() && r.TLS == nil {
+		// As the gateway does with plain HTTP: "all attempts to use plain-text
+		// HTTP will be redirected to HTTPS".
+		u := *r.URL
+		u.Scheme, u.Host = "https", r.Host
+		w.Header()["Location"] = []string{u.String()}
+		write(w, http.StatusMovedPermanently, headerHTML, []byte("<html><body>Moved Permanently</body></html>\n"))
+		return
+	}
+	if r.URL.Path == "/sim/mo" {
+		s.serveSimMO(w, r)
+		return
+	}
+	if s.outage.Load() {
+		w.Header()["Retry-After"] = s.retryAfter
+		write(w, http.StatusServiceUnavailable, headerJSON, body503)
+		return
+	}
 	if s.v1 {
 		s.serveV1(w, r)
 		return
 	}
-	path := strings.TrimPrefix(r.URL.Path, BasePath)
+	path, ok := strings.CutPrefix(r.URL.Path, BasePath)
+	if !ok {
+		write(w, http.StatusNotFound, headerJSON, body404)
+		return
+	}
 	switch path {
 	case "/messages":
 		switch r.Method {
 		case http.MethodPost:
-			s.post(w, r)
+			if s.mediaTypes(w, r) {
+				s.post(w, r)
+			}
 		case http.MethodGet, http.MethodHead:
-			s.get(w, r)
+			if s.mediaTypes(w, r) {
+				s.get(w, r)
+			}
 		default:
 			w.Header()["Allow"] = headerAllowMsgs
 			write(w, http.StatusMethodNotAllowed, headerJSON, body405)
@@ -80,20 +112,89 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			write(w, http.StatusMethodNotAllowed, headerJSON, body405)
 			return
 		}
+		if !s.mediaTypes(w, r) {
+			return
+		}
 		write(w, http.StatusOK, headerJSON, bodyHealthy)
 	default:
 		write(w, http.StatusNotFound, headerJSON, body404)
 	}
 }
 
+// The media types of the two APIs.
+const (
+	mediaJSON = "application/json"
+	mediaV1   = "application/vnd.modica.gateway.v1+json"
+)
+
+// mediaTypes checks a request's Accept and, when it has a body, Content-Type
+// against the API: 406 for an Accept that admits no media type of the API, 415
+// for a body that is not JSON. It reports whether the request goes on; when it
+// does not, it has been answered.
+//
+// REST v2 answers application/json only ("Accept: application/json" under
+// "Versions"); REST v1 answers application/vnd.modica.gateway.v1+json and, as
+// its own code samples send it, application/json. A missing Accept, */* and
+// application/* admit either. The body must be application/json (REST v1 also
+// takes its own media type). The documents state neither 406 nor 415: these
+// are the simulator's guess of what a strict gateway answers.
+func (s *Simulator) mediaTypes(w http.ResponseWriter, r *http.Request) bool {
+	if !acceptable(r.Header.Values("Accept"), s.v1) {
+		write(w, http.StatusNotAcceptable, headerJSON, body406)
+		return false
+	}
+	if r.Method != http.MethodPost {
+		return true
+	}
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	ct = strings.ToLower(strings.TrimSpace(ct))
+	if ct != mediaJSON && (!s.v1 || ct != mediaV1) {
+		write(w, http.StatusUnsupportedMediaType, headerJSON, body415)
+		return false
+	}
+	return true
+}
+
+// acceptable reports whether Accept header values admit a media type of the API.
+func acceptable(values []string, v1 bool) bool {
+	if len(values) == 0 {
+		return true
+	}
+	for _, v := range values {
+		for part := range strings.SplitSeq(v, ",") {
+			mt, params, _ := strings.Cut(part, ";")
+			mt = strings.ToLower(strings.TrimSpace(mt))
+			if strings.Contains(strings.ReplaceAll(params, " ", ""), "q=0") && !strings.Contains(params, "q=0.") {
+				continue // q=0: not acceptable
+			}
+			switch mt {
+			case "*/*", "application/*", mediaJSON:
+				return true
+			case mediaV1:
+				if v1 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 // serveV1 answers the REST v1 routes.
 func (s *Simulator) serveV1(w http.ResponseWriter, r *http.Request) {
-	path := strings.TrimPrefix(r.URL.Path, BasePathV1)
+	path, ok := strings.CutPrefix(r.URL.Path, BasePathV1)
+	if !ok {
+		write(w, http.StatusNotFound, headerJSON, body404)
+		return
+	}
 	switch {
 	case path == "/messages", path == "/messages/broadcast":
 		if r.Method != http.MethodPost {
 			w.Header()["Allow"] = headerAllowPost
 			write(w, http.StatusMethodNotAllowed, headerJSON, body405)
+			return
+		}
+		if !s.mediaTypes(w, r) {
 			return
 		}
 		if path == "/messages" {
@@ -105,6 +206,9 @@ func (s *Simulator) serveV1(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header()["Allow"] = headerAllowGet
 			write(w, http.StatusMethodNotAllowed, headerJSON, body405)
+			return
+		}
+		if !s.mediaTypes(w, r) {
 			return
 		}
 		s.getV1(w, r, strings.TrimPrefix(path, "/messages/"))
@@ -304,6 +408,11 @@ func (s *Simulator) intake(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 		s.delay(r)
 		write(w, http.StatusInternalServerError, headerJSON, bodyOpenAPI500)
 		return false
+	case Fault502:
+		s.faults[fault].Add(1)
+		s.delay(r)
+		write(w, http.StatusBadGateway, headerHTML, body502)
+		return false
 	case FaultUnauthorized:
 		s.faults[fault].Add(1)
 		s.delay(r)
@@ -373,6 +482,11 @@ func (s *Simulator) acceptedFault(w http.ResponseWriter, r *http.Request, fault 
 	case FaultAcceptThenHang:
 		s.faults[fault].Add(1)
 		s.hang(w, r)
+		return true
+	case Fault504:
+		s.faults[fault].Add(1)
+		s.delay(r)
+		write(w, http.StatusGatewayTimeout, headerHTML, body504)
 		return true
 	}
 	return false

@@ -77,6 +77,10 @@ func (mo MO) validate(v1 bool) error {
 	default:
 		return fmt.Errorf("%w: encoding %q: must be empty or %q", ErrInvalidMO, mo.Encoding, EncodingBase64)
 	}
+	if mo.Reference != "" && mo.ReplyTo == "" {
+		// The pages add "reference" only to an MO that has "reply_to".
+		return fmt.Errorf("%w: reference: only an MO in reply to an MT message (reply_to) carries one", ErrInvalidMO)
+	}
 	if mo.ReplyTo != "" {
 		if v1 {
 			if _, ok := v1Key(mo.ReplyTo); !ok {

@@ -95,7 +95,6 @@ func TestSimulatorV1(t *testing.T) {
 	t.Run("AnswersUnderBasePathV1", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, v1Config())
-		b.baseURL += BasePathV1
 		c := b.sendV1(t, validBody)
 		require.Equal(t, b.baseURL+"/messages/"+c.id, c.location)
 		a := b.do(t, http.MethodGet, "/messages/"+c.id, "")
@@ -212,7 +211,7 @@ func TestSimulatorV1(t *testing.T) {
 		require.Zero(t, st.Rejected)
 
 		// The documented null shapes, exactly.
-		a := b.do(t, http.MethodPost, BasePathV1+"/messages/broadcast", `{"destination":["X"],"content":"hi"}`)
+		a := b.do(t, http.MethodPost, "/messages/broadcast", `{"destination":["X"],"content":"hi"}`)
 		require.Equal(t, http.StatusCreated, a.status)
 		require.JSONEq(t, `[{"status":"failure","message":"Invalid destination (X)","destination":"X","id":null}]`, string(a.body))
 	})

@@ -53,6 +53,10 @@ type Entry struct {
 	// Replay is the dead-letter replay this life of the job came from ("" for
 	// the first).
 	Replay string `json:"replay,omitempty"`
+	// Scheduled is the job's scheduled time as it was first sent (zero: sent
+	// now). The reconciler waits from it rather than from the acceptance, and
+	// the entry is kept until it plus the reconciler's wait plus the retention.
+	Scheduled time.Time `json:"scheduled,omitzero"`
 	// TraceParent is the job's trace context, carried onto receipt events.
 	TraceParent string    `json:"traceparent,omitempty"`
 	Created     time.Time `json:"created"`
@@ -82,10 +86,24 @@ func FromJob(j *job.Job, now time.Time) *Entry {
 		Segments:    j.Segments,
 		TraceParent: j.TraceParent,
 		Status:      StateQueued,
+		Scheduled:   scheduledAt(j.Scheduled),
 		Created:     now,
 		Updated:     now,
 	}
 	return e
+}
+
+func scheduledAt(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// Waiting reports whether the job is accepted and waits for its scheduled time
+// at the gateway.
+func (e *Entry) Waiting(now time.Time) bool {
+	return e.Status == job.StatusAccepted && e.Scheduled.After(now)
 }
 
 // Set records a change to st at at, whatever the current status; Advance is the

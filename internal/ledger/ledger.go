@@ -9,11 +9,21 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // RetentionDefault is how long an entry is kept after its last write.
 const RetentionDefault = 7 * 24 * time.Hour
+
+// ScheduleMax is how far ahead the gateway takes a scheduled message ("The
+// upper maximum for scheduled messages is 60 days", REST v2 page). It bounds
+// how long a scheduled job's entry is kept.
+const ScheduleMax = 60 * 24 * time.Hour
+
+// limitMarkerTTL is how long the marker of an expired key is kept. Setting it
+// is what lets the bucket's messages carry their own lifetime.
+const limitMarkerTTL = time.Minute
 
 // Conditions callers act on.
 var (
@@ -31,16 +41,32 @@ type Config struct {
 	// Retention is how long an entry is kept after its last write. Default
 	// RetentionDefault.
 	Retention time.Duration
+	// HoldAfterSchedule is how long after its scheduled time a scheduled job's
+	// entry and message-id index are kept at least, before Retention starts:
+	// the reconciler's wait (callbacks.reconcile_after), so that a receipt or a
+	// look-up due then still finds the job. Must not be negative.
+	HoldAfterSchedule time.Duration
 	// Replicas is the bucket's replica count (1, or 3 on a cluster).
 	Replicas int
 }
 
 // Ledger reads and writes job entries. It is safe for concurrent use.
 type Ledger struct {
-	kv jetstream.KeyValue
+	kv        jetstream.KeyValue
+	js        jetstream.JetStream
+	subject   string // "$KV.<bucket>.": the keys' subject prefix
+	retention time.Duration
+	hold      time.Duration
+	now       func() time.Time
 }
 
 // Open creates the bucket, or updates it to cfg's limits, and returns the ledger.
+//
+// Every write carries its own lifetime (a per-message TTL): Retention, or for a
+// scheduled job until its schedule plus HoldAfterSchedule plus Retention. The
+// bucket's max age, ScheduleMax plus HoldAfterSchedule plus Retention, is only a
+// backstop for entries written before lifetimes were (they then live that long
+// at most). It needs NATS server 2.11 or later.
 func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Ledger, error) {
 	if cfg.Bucket == "" {
 		return nil, errors.New("ledger: bucket name is required")
@@ -48,21 +74,39 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Ledger, err
 	if cfg.Retention < 0 {
 		return nil, fmt.Errorf("ledger: retention %s must not be negative", cfg.Retention)
 	}
+	if cfg.HoldAfterSchedule < 0 {
+		return nil, fmt.Errorf("ledger: hold after schedule %s must not be negative", cfg.HoldAfterSchedule)
+	}
 	if cfg.Retention == 0 {
 		cfg.Retention = RetentionDefault
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      cfg.Bucket,
-		Description: "jetsms job ledger: one entry per job, and message id index",
-		History:     1,
-		TTL:         cfg.Retention,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(cfg.Replicas, 1),
+		Bucket:         cfg.Bucket,
+		Description:    "jetsms job ledger: one entry per job, and message id index",
+		History:        1,
+		TTL:            ScheduleMax + cfg.HoldAfterSchedule + cfg.Retention,
+		LimitMarkerTTL: limitMarkerTTL,
+		Storage:        jetstream.FileStorage,
+		Replicas:       max(cfg.Replicas, 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open ledger bucket %s: %w", cfg.Bucket, err)
 	}
-	return &Ledger{kv: kv}, nil
+	return &Ledger{
+		kv: kv, js: js, subject: "$KV." + cfg.Bucket + ".",
+		retention: cfg.Retention, hold: cfg.HoldAfterSchedule, now: time.Now,
+	}, nil
+}
+
+// ttl is the lifetime of a write now for a job scheduled at scheduled (zero: not
+// scheduled): Retention, or until scheduled plus HoldAfterSchedule plus
+// Retention when that is later. It is whole seconds, as NATS keeps it.
+func (l *Ledger) ttl(scheduled time.Time) time.Duration {
+	d := l.retention
+	if !scheduled.IsZero() {
+		d = max(d, scheduled.Add(l.hold+l.retention).Sub(l.now()))
+	}
+	return max(d.Truncate(time.Second)+time.Second, time.Second)
 }
 
 // Get returns a job's entry and its revision, or ErrNotFound.
@@ -82,13 +126,22 @@ func (l *Ledger) Get(ctx context.Context, jobID string) (*Entry, uint64, error) 
 }
 
 // Create stores a new entry and returns its revision; ErrConflict if the job
-// already has one.
+// already has one. An entry with a Reference (the producer's) first records that
+// the reference is taken (see ReferenceTaken), so that it is known before the job
+// can be submitted.
 func (l *Ledger) Create(ctx context.Context, e *Entry) (uint64, error) {
 	data, err := json.Marshal(e)
 	if err != nil {
 		return 0, fmt.Errorf("encode ledger entry of job %s: %w", e.JobID, err)
 	}
-	rev, err := l.kv.Create(ctx, jobKey(e.JobID), data)
+	if e.Reference != "" {
+		_, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: l.subject + referenceKey(e.Reference), Data: []byte(e.JobID)},
+			jetstream.WithMsgTTL(l.ttl(e.Scheduled)))
+		if err != nil {
+			return 0, fmt.Errorf("record reference of job %s: %w", e.JobID, err)
+		}
+	}
+	rev, err := l.kv.Create(ctx, jobKey(e.JobID), data, jetstream.KeyTTL(l.ttl(e.Scheduled)))
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return 0, fmt.Errorf("create ledger entry of job %s: %w", e.JobID, ErrConflict)
 	}
@@ -105,7 +158,14 @@ func (l *Ledger) Update(ctx context.Context, e *Entry, rev uint64) (uint64, erro
 	if err != nil {
 		return 0, fmt.Errorf("encode ledger entry of job %s: %w", e.JobID, err)
 	}
-	next, err := l.kv.Update(ctx, jobKey(e.JobID), data, rev)
+	// kv.Update takes no lifetime: the write is published as KV does it, with
+	// the revision expected and the entry's lifetime.
+	pa, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: l.subject + jobKey(e.JobID), Data: data},
+		jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(l.ttl(e.Scheduled)))
+	var next uint64
+	if err == nil {
+		next = pa.Sequence
+	}
 	if isWrongRevision(err) {
 		return 0, fmt.Errorf("update ledger entry of job %s: %w", e.JobID, ErrConflict)
 	}
@@ -171,12 +231,49 @@ func pause(ctx context.Context, try int) error {
 	}
 }
 
-// Index records that the gateway's message id belongs to the job.
-func (l *Ledger) Index(ctx context.Context, messageID, jobID string) error {
-	if _, err := l.kv.Put(ctx, messageKey(messageID), []byte(jobID)); err != nil {
+// IndexOption adjusts Index.
+type IndexOption func(*indexOptions)
+
+type indexOptions struct{ scheduled time.Time }
+
+// Scheduled keeps the index key of a job scheduled at t as long as the job's
+// entry: until t plus HoldAfterSchedule plus Retention. A nil t changes
+// nothing.
+func Scheduled(t *time.Time) IndexOption {
+	return func(o *indexOptions) {
+		if t != nil {
+			o.scheduled = *t
+		}
+	}
+}
+
+// Index records that the gateway's message id belongs to the job. It is kept
+// for Retention, or longer for a scheduled job (see Scheduled).
+func (l *Ledger) Index(ctx context.Context, messageID, jobID string, opts ...IndexOption) error {
+	var o indexOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	_, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: l.subject + messageKey(messageID), Data: []byte(jobID)},
+		jetstream.WithMsgTTL(l.ttl(o.scheduled)))
+	if err != nil {
 		return fmt.Errorf("index message %s of job %s: %w", messageID, jobID, err)
 	}
 	return nil
+}
+
+// ReferenceTaken reports whether some job's producer gave ref as its reference
+// (within the ledger's retention). A receipt with such a reference may be that
+// job's, so the reference cannot identify a job by its id.
+func (l *Ledger) ReferenceTaken(ctx context.Context, ref string) (bool, error) {
+	_, err := l.kv.Get(ctx, referenceKey(ref))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up reference %s: %w", ref, err)
+	}
+	return true, nil
 }
 
 // Lookup returns the job a gateway message id belongs to, or ErrNotFound.
@@ -210,13 +307,26 @@ func (l *Ledger) Jobs(ctx context.Context, fn func(jobID string) bool) error {
 	return nil
 }
 
-func isWrongRevision(err error) bool { return errors.Is(err, jetstream.ErrKeyRevisionMismatch) }
+// isWrongRevision reports a compare-and-set that lost: KV's own error, or the
+// stream's "wrong last sequence" (10071, or 10164 on a replicated stream) of a
+// write published directly.
+func isWrongRevision(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
 
-// Keys: "j.<job id>" and "m.<message id>", each id escaped so that any id makes
+// Keys: "j.<job id>", "m.<message id>" and "r.<reference>", each escaped so that any id makes
 // one valid key token: bytes outside A-Z a-z 0-9 _ - are written =XX (hex). Job ids
 // never hold '=', so the escape is one-to-one.
 func jobKey(id string) string     { return "j." + escape(id) }
 func messageKey(id string) string { return "m." + escape(id) }
+
+// referenceKey is "r.<reference>": a producer's reference that is taken.
+func referenceKey(ref string) string { return "r." + escape(ref) }
 
 const hexDigits = "0123456789ABCDEF"
 

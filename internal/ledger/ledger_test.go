@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetsms/jetsms/internal/broker/brokertest"
 	"github.com/jetsms/jetsms/job"
@@ -127,22 +130,82 @@ func TestOpenSetsRetention(t *testing.T) {
 	t.Parallel()
 	env := brokertest.Run(t)
 	ctx := context.Background()
-	_, err := Open(ctx, env.JS, Config{Bucket: "ret", Retention: 3 * time.Hour})
+	// A bucket as earlier versions made it: one max age, no per-message lifetimes.
+	_, err := env.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ret", History: 1, TTL: 3 * time.Hour})
 	require.NoError(t, err)
+	l, err := Open(ctx, env.JS, Config{Bucket: "ret", Retention: 3 * time.Hour, HoldAfterSchedule: time.Hour})
+	require.NoError(t, err, "an existing bucket is updated in place")
 	kv, err := env.JS.KeyValue(ctx, "ret")
 	require.NoError(t, err)
 	st, err := kv.Status(ctx)
 	require.NoError(t, err)
-	require.Equal(t, 3*time.Hour, st.TTL())
-	// Opening again with another retention updates the bucket in place.
-	_, err = Open(ctx, env.JS, Config{Bucket: "ret"})
+	require.Equal(t, ScheduleMax+4*time.Hour, st.TTL(), "the max age is only a backstop")
+
+	// ttlOf reads the lifetime a write carries.
+	ttlOf := func(key string) time.Duration {
+		t.Helper()
+		s, err := env.JS.Stream(ctx, "KV_ret")
+		require.NoError(t, err)
+		m, err := s.GetLastMsgForSubject(ctx, "$KV.ret."+key)
+		require.NoError(t, err)
+		d, err := time.ParseDuration(m.Header.Get("Nats-TTL"))
+		if err != nil {
+			secs, serr := strconv.Atoi(m.Header.Get("Nats-TTL"))
+			require.NoError(t, serr, "Nats-TTL %q", m.Header.Get("Nats-TTL"))
+			d = time.Duration(secs) * time.Second
+		}
+		return d
+	}
+	now := time.Now()
+	l.now = func() time.Time { return now }
+
+	plain := newEntry("plain")
+	rev, err := l.Create(ctx, plain)
 	require.NoError(t, err)
-	st, err = kv.Status(ctx)
+	require.Equal(t, 3*time.Hour+time.Second, ttlOf("j.plain"))
+	_, err = l.Update(ctx, plain, rev)
 	require.NoError(t, err)
-	require.Equal(t, RetentionDefault, st.TTL())
+	require.Equal(t, 3*time.Hour+time.Second, ttlOf("j.plain"), "every write carries the lifetime")
+
+	later := newEntry("later")
+	later.Scheduled = now.Add(48 * time.Hour)
+	rev, err = l.Create(ctx, later)
+	require.NoError(t, err)
+	want := (48*time.Hour + time.Hour + 3*time.Hour).Truncate(time.Second) + time.Second
+	require.Equal(t, want, ttlOf("j.later"), "kept until its schedule, the reconciler's wait and the retention")
+	later.Set("accepted", now, "", "")
+	_, err = l.Update(ctx, later, rev)
+	require.NoError(t, err)
+	require.Equal(t, want, ttlOf("j.later"))
+	require.NoError(t, l.Index(ctx, "m-later", "later", Scheduled(&later.Scheduled)))
+	require.Equal(t, want, ttlOf("m.m-later"), "the message id index lives as long")
+	require.NoError(t, l.Index(ctx, "m-plain", "plain"))
+	require.Equal(t, 3*time.Hour+time.Second, ttlOf("m.m-plain"))
+	id, err := l.Lookup(ctx, "m-later")
+	require.NoError(t, err)
+	require.Equal(t, "later", id)
+
+	// A producer's reference is recorded as taken when its job's entry is created.
+	taken, err := l.ReferenceTaken(ctx, "order-7")
+	require.NoError(t, err)
+	require.False(t, taken)
+	withRef := newEntry("with-ref")
+	withRef.Reference = "order-7"
+	_, err = l.Create(ctx, withRef)
+	require.NoError(t, err)
+	taken, err = l.ReferenceTaken(ctx, "order-7")
+	require.NoError(t, err)
+	require.True(t, taken)
+	require.Equal(t, 3*time.Hour+time.Second, ttlOf("r.order-7"))
+
+	// A conflicting update is still a conflict.
+	_, err = l.Update(ctx, later, rev)
+	require.ErrorIs(t, err, ErrConflict)
 
 	_, err = Open(ctx, env.JS, Config{})
 	require.ErrorContains(t, err, "bucket")
+	_, err = Open(ctx, env.JS, Config{Bucket: "neg", HoldAfterSchedule: -time.Second})
+	require.ErrorContains(t, err, "hold after schedule")
 }
 
 func TestAdvance(t *testing.T) {

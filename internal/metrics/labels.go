@@ -45,11 +45,14 @@ const (
 	GatewayRetryable    GatewayOutcome = "retryable"
 	GatewayUnknown      GatewayOutcome = "unknown"
 	GatewayUnauthorized GatewayOutcome = "unauthorized"
+	// GatewayMisconfigured: an answer that shows the URL, base path or API
+	// version is wrong (3xx, 404, 405, 406, 415).
+	GatewayMisconfigured GatewayOutcome = "misconfigured"
 )
 
 // gatewayOutcomes are every GatewayOutcome.
 var gatewayOutcomes = []GatewayOutcome{
-	GatewayAccepted, GatewayRejected, GatewayRetryable, GatewayUnknown, GatewayUnauthorized,
+	GatewayAccepted, GatewayRejected, GatewayRetryable, GatewayUnknown, GatewayUnauthorized, GatewayMisconfigured,
 }
 
 // CallbackKind is the kind label of jetsms_callbacks_total.

@@ -18,7 +18,14 @@ type Change struct {
 	Detail    string
 	// At is when jetsms learnt it.
 	At time.Time
+	// byReference: the job was found by the receipt's reference, not its
+	// message id; the change applies only while that still holds (see
+	// referenceMatches), else Apply returns errNotThisJob.
+	byReference bool
 }
+
+// errNotThisJob: a change found by reference no longer belongs to the job.
+var errNotThisJob = errors.New("the receipt's reference no longer identifies the job")
 
 // applyTries bounds the compare-and-set loop of Apply.
 const applyTries = 16
@@ -47,6 +54,9 @@ func applyOnce(ctx context.Context, led *ledger.Ledger, pub *events.Publisher, j
 	}
 	if err != nil {
 		return false, err
+	}
+	if c.byReference && !referenceMatches(e, jobID, c.MessageID) {
+		return false, errNotThisJob
 	}
 	newID := c.MessageID != "" && !contains(e.MessageIDs, c.MessageID)
 	if newID {

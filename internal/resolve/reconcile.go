@@ -46,8 +46,9 @@ type ReconcilerConfig struct {
 	Ledger    *ledger.Ledger
 	Publisher *events.Publisher
 	Gateway   Looker
-	// After is how long after its acceptance a job without a final status is
-	// looked up. Default ReconcileAfterDefault.
+	// After is how long after its acceptance, or after its scheduled time when
+	// that is later, a job without a final status is looked up. Default
+	// ReconcileAfterDefault.
 	After time.Duration
 	// Metrics, when set, counts reconciled jobs by result.
 	Metrics *metrics.Metrics
@@ -58,8 +59,9 @@ type ReconcilerConfig struct {
 // ReconcileStats counts what a Reconciler did.
 type ReconcileStats struct {
 	// Final: jobs already final when due. Reported: jobs given the gateway's
-	// final status. Expired: jobs ended expired with no_receipt.
-	Final, Reported, Expired int64
+	// final status. Expired: jobs ended expired with no_receipt. Waiting: looks
+	// at scheduled jobs put off until their schedule plus After.
+	Final, Reported, Expired, Waiting int64
 }
 
 // Reconciler follows accepted events, in the order they were stored, and looks up
@@ -70,7 +72,7 @@ type Reconciler struct {
 	js  jetstream.JetStream
 	log *zap.Logger
 
-	final, reported, expired atomic.Int64
+	final, reported, expired, waiting atomic.Int64
 
 	mu      sync.Mutex
 	cc      jetstream.ConsumeContext
@@ -154,7 +156,7 @@ func (r *Reconciler) Stop(ctx context.Context) error {
 
 // Stats returns the counts so far.
 func (r *Reconciler) Stats() ReconcileStats {
-	return ReconcileStats{Final: r.final.Load(), Reported: r.reported.Load(), Expired: r.expired.Load()}
+	return ReconcileStats{Final: r.final.Load(), Reported: r.reported.Load(), Expired: r.expired.Load(), Waiting: r.waiting.Load()}
 }
 
 func (r *Reconciler) handle(m jetstream.Msg) {
@@ -169,7 +171,14 @@ func (r *Reconciler) handle(m jetstream.Msg) {
 		return
 	}
 	ctx := context.Background()
-	if err := r.reconcile(ctx, ev); err != nil {
+	wait, err := r.reconcile(ctx, ev)
+	if wait > 0 {
+		// Scheduled: the gateway sends it at its time, and its receipts come after.
+		r.waiting.Add(1)
+		_ = m.NakWithDelay(min(wait, reconcileWaitMax))
+		return
+	}
+	if err != nil {
 		r.log.Warn("job not reconciled; trying again later", zap.String("job_id", ev.JobID), zap.Error(err))
 		_ = m.NakWithDelay(reconcileRetry)
 		return
@@ -177,22 +186,34 @@ func (r *Reconciler) handle(m jetstream.Msg) {
 	_ = m.Ack()
 }
 
-func (r *Reconciler) reconcile(ctx context.Context, ev job.Event) error {
+// reconcile looks the job up and ends it if no final status came. It returns
+// how long to wait first when the job is scheduled and not yet due: its clock
+// starts at the later of its acceptance and its scheduled time.
+func (r *Reconciler) reconcile(ctx context.Context, ev job.Event) (time.Duration, error) {
 	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
 	e, _, err := r.cfg.Ledger.Get(sctx, ev.JobID)
 	if errors.Is(err, ledger.ErrNotFound) {
-		return nil // past the ledger's retention: nothing left to reconcile
+		return 0, nil // past the ledger's retention: nothing left to reconcile
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if e.Status.Final() {
 		r.final.Add(1)
 		r.cfg.Metrics.Reconciled(metrics.ReconciledFinal)
-		return nil
+		return 0, nil
 	}
 	now := r.cfg.Now()
+	if wait := e.Scheduled.Add(r.cfg.After).Sub(now); !e.Scheduled.IsZero() && wait > 0 {
+		return wait, nil
+	}
+	return 0, r.lookUp(ctx, sctx, ev, now)
+}
+
+// lookUp asks the gateway for a job that is due and not final, and applies
+// what it says, or ends the job expired.
+func (r *Reconciler) lookUp(ctx, sctx context.Context, ev job.Event, now time.Time) error {
 	msg, err := r.cfg.Gateway.Get(sctx, ev.MessageID)
 	switch {
 	case errors.Is(err, dispatcher.ErrNotFound):

@@ -247,9 +247,33 @@ func (r *Resolver) receipt(ctx context.Context, m jetstream.Msg) error {
 		_ = m.Term()
 		return nil
 	}
-	jobID, err := r.findJob(ctx, rc.MessageID, rc.Reference)
+	jobID, byRef, err := r.findJob(ctx, rc.MessageID, rc.Reference)
 	if err != nil {
 		return err
+	}
+	var moved bool
+	if jobID != "" {
+		moved, err = Apply(ctx, r.cfg.Ledger, r.cfg.Publisher, jobID, Change{
+			MessageID: rc.MessageID, Status: normalStatus(rc.Status), Detail: rc.Detail, At: rc.ReceivedAt,
+			byReference: byRef,
+		})
+		if errors.Is(err, errNotThisJob) {
+			// The job found by reference turned out accepted under another id
+			// meanwhile: wait for the index instead.
+			jobID, err = "", nil
+		}
+		if err != nil {
+			return err
+		}
+		if byRef && jobID != "" {
+			// Index the message id now: when the submission's answer was lost
+			// nothing else will, and the job's later receipts (and a reply's
+			// reply_to) must find the job by it. When the answer comes after all,
+			// the worker writes the same index.
+			if err := r.index(ctx, rc.MessageID, jobID); err != nil {
+				return err
+			}
+		}
 	}
 	if jobID == "" {
 		meta, merr := m.Metadata()
@@ -271,12 +295,6 @@ func (r *Resolver) receipt(ctx context.Context, m jetstream.Msg) error {
 		_ = m.Ack()
 		return nil
 	}
-	moved, err := Apply(ctx, r.cfg.Ledger, r.cfg.Publisher, jobID, Change{
-		MessageID: rc.MessageID, Status: normalStatus(rc.Status), Detail: rc.Detail, At: rc.ReceivedAt,
-	})
-	if err != nil {
-		return err
-	}
 	if moved {
 		r.published.Add(1)
 		r.cfg.Metrics.Receipt(metrics.ReceiptPublished)
@@ -289,33 +307,69 @@ func (r *Resolver) receipt(ctx context.Context, m jetstream.Msg) error {
 	return nil
 }
 
-// findJob returns the job a receipt belongs to, or "" when none is known yet.
-func (r *Resolver) findJob(ctx context.Context, messageID, reference string) (string, error) {
+// findJob returns the job a receipt belongs to, or "" when none is known yet,
+// and whether it was found by reference.
+//
+// The message id decides: its index is written as the acceptance is recorded,
+// and a receipt that comes first waits for it (ResolveWithin). The reference is
+// a fallback, for a receipt that overtakes the acceptance and for a submission
+// whose answer was lost (its message id is never indexed otherwise): jetsms
+// sends the job id as the reference when the producer gave none, so a receipt
+// whose reference is the id of a job that had none belongs to that job, as long
+// as that job's acceptance is not recorded under another message id and no
+// producer gave another job that string as its reference. A producer's own
+// reference proves nothing.
+func (r *Resolver) findJob(ctx context.Context, messageID, reference string) (string, bool, error) {
 	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
 	jobID, err := r.cfg.Ledger.Lookup(sctx, messageID)
 	if err == nil {
-		return jobID, nil
+		return jobID, false, nil
 	}
 	if !errors.Is(err, ledger.ErrNotFound) {
-		return "", err
+		return "", false, err
 	}
 	if reference == "" {
-		return "", nil
+		return "", false, nil
 	}
-	// jetsms sends the job id as the reference when the producer gave none, so a
-	// receipt can be matched even before the message id is recorded (the hold
-	// policy waits for exactly that).
 	e, _, err := r.cfg.Ledger.Get(sctx, reference)
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
-		return "", nil
+		return "", false, nil
 	case err != nil:
-		return "", err
-	case e.Reference == "" || e.Reference == reference:
-		return e.JobID, nil
+		return "", false, err
+	case !referenceMatches(e, reference, messageID):
+		return "", false, nil
 	}
-	return "", nil
+	// A producer may have given another job this string as its reference: then
+	// the receipt may be that job's, and only its message id can tell.
+	taken, err := r.cfg.Ledger.ReferenceTaken(sctx, reference)
+	if err != nil || taken {
+		return "", false, err
+	}
+	return e.JobID, true, nil
+}
+
+// referenceMatches reports whether a receipt with reference and messageID, not
+// found by its message id, belongs to the job of entry e, found by reference.
+func referenceMatches(e *ledger.Entry, reference, messageID string) bool {
+	return e.Reference == "" && e.JobID == reference && // jetsms sent the job id as the reference
+		(!e.Accepted() || contains(e.MessageIDs, messageID)) // not recorded under another id
+}
+
+// index records that messageID belongs to jobID, kept as long as the job's entry.
+func (r *Resolver) index(ctx context.Context, messageID, jobID string) error {
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	e, _, err := r.cfg.Ledger.Get(sctx, jobID)
+	if err != nil {
+		return err
+	}
+	var at *time.Time
+	if !e.Scheduled.IsZero() {
+		at = &e.Scheduled
+	}
+	return r.cfg.Ledger.Index(sctx, messageID, jobID, ledger.Scheduled(at))
 }
 
 func (r *Resolver) publishUnmatched(ctx context.Context, rc dlr.Receipt) error {

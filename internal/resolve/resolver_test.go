@@ -264,7 +264,7 @@ func TestReconciler(t *testing.T) {
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	t.Cleanup(sim.Close)
-	gw, err := dispatcher.NewRESTv2(dispatcher.Config{URL: srv.URL})
+	gw, err := dispatcher.NewRESTv2(dispatcher.Config{URL: srv.URL + gwsim.BasePath})
 	require.NoError(t, err)
 	ctx := context.Background()
 

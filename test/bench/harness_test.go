@@ -134,7 +134,7 @@ func startSimulator(tb testing.TB, cfg gwsim.Config) *gateway {
 	srv := httptest.NewServer(sim)
 	tb.Cleanup(srv.Close)
 	tb.Cleanup(sim.Close)
-	return &gateway{sim: sim, url: srv.URL}
+	return &gateway{sim: sim, url: srv.URL + gwsim.BasePath}
 }
 
 // rawHTTP posts n copies of one message to the gateway from `concurrency`

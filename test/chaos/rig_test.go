@@ -192,7 +192,7 @@ func newRig(t *testing.T, cfg rigConfig) *rig {
 	hs := httptest.NewServer(sim)
 	t.Cleanup(hs.Close)
 	t.Cleanup(sim.Close) // first: ends held requests, so hs.Close does not wait for them
-	r.sim, r.simURL = sim, hs.URL
+	r.sim, r.simURL = sim, hs.URL+gwsim.BasePath
 
 	r.tap(t)
 	r.finals = watchFinals(t, r)

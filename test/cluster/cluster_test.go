@@ -84,7 +84,7 @@ func TestReplicasShareTheAccountRate(t *testing.T) {
 	for i := range workers {
 		workers[i] = start(t, fmt.Sprintf("worker-%d", i), "worker",
 			"--nats.url", c.URLs(), "--streams.replicas", "3",
-			"--gateway.url", srv.URL, "--gateway.username", "app", "--gateway.password", "pw", "--gateway.timeout", "2s",
+			"--gateway.url", srv.URL+gwsim.BasePath, "--gateway.username", "app", "--gateway.password", "pw", "--gateway.timeout", "2s",
 			"--rate.per_second", fmt.Sprint(rate), "--rate.burst", fmt.Sprint(burst),
 			"--worker.ack_wait", "5s", "--worker.grace_period", "5s",
 			"--callbacks.listen", "127.0.0.1:0", "--admin.listen", "127.0.0.1:0")

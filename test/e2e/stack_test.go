@@ -74,6 +74,11 @@ type options struct {
 	// onAccept, when set, is also told of every message the simulator accepts,
 	// after the stack has recorded it.
 	onAccept func(gwsim.Message)
+	// reconcileAfter is the reconciler's wait (and the ledger's hold after a
+	// schedule); zero means the configuration's default.
+	reconcileAfter time.Duration
+	// worker, when set, adjusts the worker's configuration.
+	worker func(*worker.Config)
 }
 
 // stack is every part of a jetsms process, wired as cmd/jetsms/serve.go wires
@@ -89,7 +94,10 @@ type stack struct {
 	receiver *dlr.Receiver
 	tap      *tap
 	sim      *gwsim.Simulator
+	gwURL    string // the simulator's server URL, without a base path
 	resolver *resolve.Resolver
+	recon    *resolve.Reconciler
+	worker   *worker.Worker
 	status   *eventLog
 	inbound  *brokertest.Watcher
 	// With options.campaigns: the campaign bucket, the worker's gate and the
@@ -116,7 +124,11 @@ func setup(t *testing.T, opt options) *stack {
 
 	// The job ledger and the opt-out list, as serve.go opens them.
 	var err error
-	s.ledger, err = ledger.Open(ctx, env.JS, ledger.Config{Bucket: env.Names.LedgerBucket(), Retention: cfg.Ledger.Retention})
+	if opt.reconcileAfter > 0 {
+		cfg.Callbacks.ReconcileAfter = opt.reconcileAfter
+	}
+	s.ledger, err = ledger.Open(ctx, env.JS, ledger.Config{Bucket: env.Names.LedgerBucket(), Retention: cfg.Ledger.Retention,
+		HoldAfterSchedule: cfg.Callbacks.ReconcileAfter})
 	require.NoError(t, err)
 	s.optOuts, err = optout.Open(ctx, env.JS, optout.Config{Bucket: env.Names.OptOutBucket()})
 	require.NoError(t, err)
@@ -173,8 +185,9 @@ func setup(t *testing.T, opt options) *stack {
 	})
 	gw := httptest.NewServer(s.sim)
 	t.Cleanup(gw.Close)
+	s.gwURL = gw.URL
 	t.Cleanup(s.sim.Close) // first: ends held requests and stops the callbacks
-	sender, err := dispatcher.NewRESTv2(dispatcher.Config{URL: gw.URL, Timeout: 10 * time.Second, MaxConns: concurrency})
+	sender, err := dispatcher.NewRESTv2(dispatcher.Config{URL: gw.URL + gwsim.BasePath, Timeout: 10 * time.Second, MaxConns: concurrency})
 	require.NoError(t, err)
 	t.Cleanup(sender.Close)
 
@@ -192,6 +205,7 @@ func setup(t *testing.T, opt options) *stack {
 	require.NoError(t, err)
 	require.NoError(t, rec.Start(ctx))
 	t.Cleanup(func() { stop(t, rec.Stop) })
+	s.recon = rec
 
 	// Campaigns, as serve.go wires them: the gate, then the tracker sharing it.
 	// Cleanups run last first, so they stop after the worker: tracker, then gate.
@@ -222,15 +236,20 @@ func setup(t *testing.T, opt options) *stack {
 	if opt.wrapSender != nil {
 		send = opt.wrapSender(sender, s)
 	}
-	w, err := worker.New(worker.Config{
+	wcfg := worker.Config{
 		Names: env.Names, Lanes: cfg.Lanes, LaneOptions: laneOptions(cfg),
 		Concurrency: concurrency, ConcurrencyMin: concurrency, MaxSegments: cfg.Jobs.MaxSegments,
 		Ledger: s.ledger, OptOuts: s.optOuts, ReleaseDelayMin: 200 * time.Millisecond,
 		Campaigns: gate,
-	}, env.JS, send, lim, pub, log)
+	}
+	if opt.worker != nil {
+		opt.worker(&wcfg)
+	}
+	w, err := worker.New(wcfg, env.JS, send, lim, pub, log)
 	require.NoError(t, err)
 	require.NoError(t, w.Start(ctx))
 	t.Cleanup(func() { stop(t, w.Stop) })
+	s.worker = w
 	return s
 }
 
