@@ -390,7 +390,7 @@ func TestReceipts(t *testing.T) {
 		host := strings.TrimPrefix(s.env.URL, "nats://")
 		_, _, err := net.SplitHostPort(host)
 		require.NoError(t, err)
-		restarted, err = broker.StartEmbedded(broker.EmbeddedConfig{StoreDir: dir, Listen: host},
+		restarted, err = broker.StartEmbedded(broker.EmbeddedConfig{StoreDir: dir, Listen: host, NoAuth: true},
 			zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
 		require.NoError(t, err)
 
