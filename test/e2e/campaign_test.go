@@ -400,7 +400,7 @@ func setupCampaigns(t *testing.T, a *arrivals) (*stack, func()) {
 	var once sync.Once
 	release := func() { once.Do(func() { close(lim.open) }) }
 	t.Cleanup(release) // before the worker stops, should the test fail first
-	s := setup(t, options{campaigns: true, limiter: lim, onAccept: a.accept, sim: gwsim.Config{DLRInterim: []string{}}})
+	s := setup(t, options{limiter: lim, onAccept: a.accept, sim: gwsim.Config{DLRInterim: []string{}}})
 	return s, release
 }
 
