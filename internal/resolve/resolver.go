@@ -189,7 +189,6 @@ func (r *Resolver) enqueue(m jetstream.Msg) {
 	}
 }
 
-
 // Stop stops taking callbacks and lets those in hand finish, then returns once
 // every goroutine of the resolver has ended. Safe twice and without Start.
 //
