@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jetsms/jetsms/config"
+	"github.com/jetsms/jetsms/dispatcher"
 	"github.com/jetsms/jetsms/dlr"
 	"github.com/jetsms/jetsms/internal/broker"
 	"github.com/jetsms/jetsms/internal/campaign"
@@ -122,6 +123,7 @@ type App struct {
 	sandbox     *Sandbox
 	gatewayURL  string
 	gateway     Gateway
+	batcher     *dispatcher.Batcher
 	resolver    *resolve.Resolver
 	reconciler  *resolve.Reconciler
 	gate        *campaign.Gate
@@ -166,6 +168,9 @@ func New(cfg config.Config, role Role, opt Options) (*App, error) {
 		{name: "sandbox", start: a.startSandbox, stop: a.stopSandbox},
 		// The gateway client closes after everything that sends or looks up.
 		{name: "gateway client", start: a.startGateway, stop: a.stopGateway},
+		// The REST v1 broadcast batcher sends through the client, and stops after
+		// the worker whose jobs it gathers.
+		{name: "broadcast batcher", start: a.startBatcher, stop: a.stopBatcher},
 		// The resolver and the reconciler stop after the HTTP server and the
 		// worker, so what those stored is resolved while they run; anything left
 		// is resolved at the next start.

@@ -92,6 +92,8 @@ func TestOrder(t *testing.T) {
 		{"NATS connection", "callback listener"},
 		{"callback listener", "sandbox"},
 		{"sandbox", "gateway client"},
+		{"gateway client", "broadcast batcher"},
+		{"broadcast batcher", "worker"},
 		{"gateway client", "resolver"},
 		{"resolver", "worker"},
 		{"reconciler", "worker"},

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jetsms/jetsms/config"
+	"github.com/jetsms/jetsms/dispatcher"
 	"github.com/jetsms/jetsms/dlr"
 	"github.com/jetsms/jetsms/internal/broker"
 	"github.com/jetsms/jetsms/internal/campaign"
@@ -172,6 +173,31 @@ func (a *App) stopGateway(context.Context) error {
 		a.gateway.Close()
 	}
 	return nil
+}
+
+// startBatcher starts the batcher that gathers the jobs of broadcast lanes into
+// REST v1 broadcasts, when the gateway speaks v1 and a lane asks for it.
+func (a *App) startBatcher(ctx context.Context) error {
+	v1, ok := a.gateway.(*dispatcher.RESTv1)
+	if a.role != RoleWorker || !ok || len(a.cfg.Lane.Broadcast) == 0 {
+		return nil
+	}
+	b, err := dispatcher.NewBatcher(v1, dispatcher.BatchConfig{MaxSize: a.cfg.Gateway.BroadcastMax, MaxWait: a.cfg.Gateway.BroadcastWait})
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	if err := b.Start(ctx); err != nil {
+		return err
+	}
+	a.batcher = b
+	return nil
+}
+
+func (a *App) stopBatcher(ctx context.Context) error {
+	if a.batcher == nil {
+		return nil
+	}
+	return a.batcher.Stop(ctx)
 }
 
 // startResolver starts the resolver of stored callbacks.
@@ -333,7 +359,7 @@ func (a *App) startWorker(ctx context.Context) error {
 		Ledger: a.ledger, OptOuts: a.optOuts, SubmitLease: SubmitLease(cfg),
 		RateInSegments:  cfg.Rate.Unit == config.RateUnitSegments,
 		Destination:     worker.DestinationLimit{Max: cfg.Rate.DestinationMax, Window: cfg.Rate.DestinationWindow},
-		Batcher:         batcher(cfg, a.gateway),
+		Batcher:         a.batcherOrNil(),
 		Campaigns:       a.gate,
 		Metrics:         a.m,
 		OnCircuit:       a.m.SetCircuitOpen,
@@ -349,6 +375,15 @@ func (a *App) startWorker(ctx context.Context) error {
 	}
 	a.worker = w
 	return nil
+}
+
+// batcherOrNil is the batcher as the worker's Sender: nil (not a nil pointer)
+// when there is none.
+func (a *App) batcherOrNil() worker.Sender {
+	if a.batcher == nil {
+		return nil
+	}
+	return a.batcher
 }
 
 // stopWorker stops the worker within ctx: jobs still in hand when it ends are

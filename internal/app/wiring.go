@@ -62,20 +62,6 @@ func NewGateway(cfg config.Config, url string, maxConns int) (Gateway, error) {
 	return gw, nil
 }
 
-// batcher gathers the jobs of broadcast lanes into REST v1 broadcasts, when the
-// gateway speaks v1 and a lane asks for it.
-func batcher(cfg config.Config, gw Gateway) worker.Sender {
-	v1, ok := gw.(*dispatcher.RESTv1)
-	if !ok || len(cfg.Lane.Broadcast) == 0 {
-		return nil
-	}
-	b, err := dispatcher.NewBatcher(v1, dispatcher.BatchConfig{MaxSize: cfg.Gateway.BroadcastMax, MaxWait: cfg.Gateway.BroadcastWait})
-	if err != nil {
-		return nil // the settings are checked: positive size and wait
-	}
-	return b
-}
-
 // OpenLedger opens the job ledger bucket as configured.
 func OpenLedger(ctx context.Context, js jetstream.JetStream, cfg config.Config, names subjects.Names) (*ledger.Ledger, error) {
 	bucket := cfg.Ledger.Bucket
