@@ -264,6 +264,7 @@ func (t *Tracker) receive(m jetstream.Msg) {
 	select {
 	case t.in <- tracked{msg: m, campaign: name, mark: mk}:
 	case <-t.hardCtx.Done():
+		_ = m.Nak() // a hard stop: handed back
 	}
 }
 
@@ -278,7 +279,19 @@ func (t *Tracker) loop() {
 	for {
 		select {
 		case <-t.hardCtx.Done():
-			return
+			// A hard stop: the events not counted are handed back (any that
+			// still slip in are delivered again after the ack wait).
+			for _, tr := range batch {
+				_ = tr.msg.Nak()
+			}
+			for {
+				select {
+				case tr := <-t.in:
+					_ = tr.msg.Nak()
+				default:
+					return
+				}
+			}
 		case <-t.quit:
 			for {
 				select {
