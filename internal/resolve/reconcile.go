@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,7 +110,7 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	}
 	n := r.cfg.Names
 	cons, err := r.js.CreateOrUpdateConsumer(ctx, n.StatusStream(), jetstream.ConsumerConfig{
-		Durable:       "jetsms_" + strings.ReplaceAll(n.Prefix(), ".", "_") + "_reconcile",
+		Durable:       n.ReconcilerConsumer(),
 		Description:   "jetsms reconciler: looks up accepted jobs with no final receipt",
 		FilterSubject: n.Status(string(job.StatusAccepted)),
 		DeliverPolicy: jetstream.DeliverAllPolicy,

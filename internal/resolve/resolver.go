@@ -131,7 +131,7 @@ func (r *Resolver) Start(ctx context.Context) error {
 	}
 	n := r.cfg.Names
 	cons, err := r.js.CreateOrUpdateConsumer(ctx, n.CallbacksStream(), jetstream.ConsumerConfig{
-		Durable:       "jetsms_" + strings.ReplaceAll(n.Prefix(), ".", "_") + "_callbacks",
+		Durable:       n.ResolverConsumer(),
 		Description:   "jetsms receipt and inbound resolver",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
