@@ -26,6 +26,7 @@ func loadConfig(name string, args []string, stderr io.Writer, prepare func(*flag
 	if prepare != nil {
 		prepare(fs, flags)
 	}
+	fs.Usage = func() { commandUsage(fs) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return config.Config{}, err
@@ -37,6 +38,32 @@ func loadConfig(name string, args []string, stderr io.Writer, prepare func(*flag
 		return config.Config{}, errUsage
 	}
 	return flags.Load(os.LookupEnv)
+}
+
+// commandUsage is a command's -h: its own flags (and --config) first, then every
+// setting under a heading.
+func commandUsage(fs *flag.FlagSet) {
+	isSetting := map[string]bool{}
+	for _, s := range config.Settings() {
+		isSetting[s.Name] = true
+	}
+	own := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+	settings := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+	fs.VisitAll(func(f *flag.Flag) {
+		dst := own
+		if isSetting[f.Name] {
+			dst = settings
+		}
+		dst.Var(f.Value, f.Name, f.Usage)
+		dst.Lookup(f.Name).DefValue = f.DefValue // not the value a flag before -h set
+	})
+	out := fs.Output()
+	own.SetOutput(out)
+	settings.SetOutput(out)
+	fmt.Fprintf(out, "Usage: %s [flags]\n\nFlags:\n", fs.Name())
+	own.PrintDefaults()
+	fmt.Fprintln(out, "\nSettings (a flag overrides its JETSMS_* environment variable, which overrides the config file):")
+	settings.PrintDefaults()
 }
 
 // runAll is `jetsms run`: everything in one process — the worker, the callback
@@ -147,15 +174,24 @@ func runSandbox(ctx context.Context, args []string, _, stderr io.Writer) error {
 	return nil
 }
 
-// runConfig is `jetsms config`: the effective configuration, secrets redacted.
+// runConfig is `jetsms config`: the effective configuration, secrets redacted. It
+// needs no config file, data directory or gateway credentials: when credentials
+// are missing it says so after the output, since `jetsms worker` would refuse to
+// start without them.
 func runConfig(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	// Checked as `jetsms worker` would check it.
-	cfg, err := loadConfig("config", args, stderr, nil)
+	// Checked as `jetsms worker` would check it, but for the gateway credentials.
+	cfg, err := loadConfig("config", args, stderr, func(_ *flag.FlagSet, f *config.Flags) { f.Client() })
 	if err != nil {
 		return err
 	}
-	_, err = io.WriteString(stdout, cfg.Redacted())
-	return err
+	if _, err := io.WriteString(stdout, cfg.Redacted()); err != nil {
+		return err
+	}
+	if !cfg.IsSandbox() && (cfg.Gateway.Username == "" || cfg.Gateway.Password == "") {
+		fmt.Fprintln(stderr, "jetsms config: note: gateway.username and gateway.password are not set; "+
+			"jetsms worker needs them (jetsms run uses the built-in simulator instead)")
+	}
+	return nil
 }
 
 // natsHeader builds a header with one value per key.
