@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,15 +26,20 @@ import (
 // The campaign tests' sizes and pace. The worker is paced by an adaptive limiter,
 // as serve.go makes it, so that a fast machine cannot send a campaign between two
 // looks of the test; under -race on 2 cores the stack itself is slower (600 to
-// 900 jobs a second), and the full sizes take about two and a half minutes.
+// 900 jobs a second). `make test` runs the small sizes, which prove the same
+// properties; the full sizes (-e2e.large, run by `make chaos`) take about two and
+// a half minutes.
 const (
 	campaignRows      = 50_000
-	campaignRowsShort = 5_000
+	campaignRowsSmall = 2_000
 	cancelRows        = 10_000
-	cancelRowsShort   = 2_000
+	cancelRowsSmall   = 2_000
 	campaignRate      = 2_500 // jobs a second
 	campaignBurst     = 20
 )
+
+// large runs the campaign tests at their full sizes.
+var large = flag.Bool("e2e.large", false, "run the campaign tests at their full sizes (50,000 and 10,000 rows)")
 
 // inflightGrace bounds how long after the gate sees a pause or a cancel a
 // submission already past the worker's campaign check may reach the gateway
@@ -412,9 +418,9 @@ func setupCampaigns(t *testing.T, a *arrivals) (*stack, func()) {
 // of the package.
 func TestCampaign(t *testing.T) {
 	t.Run("PauseHoldsEveryJobAndResumeSendsTheRestOnce", func(t *testing.T) {
-		n := campaignRows
-		if testing.Short() {
-			n = campaignRowsShort
+		n := campaignRowsSmall
+		if *large {
+			n = campaignRows
 		}
 		const name = "spring-sale"
 		const destFmt = "+6422%07d"
@@ -522,9 +528,9 @@ func TestCampaign(t *testing.T) {
 	})
 
 	t.Run("CancelEndsEveryUnsentJobCancelled", func(t *testing.T) {
-		n := cancelRows
-		if testing.Short() {
-			n = cancelRowsShort
+		n := cancelRowsSmall
+		if *large {
+			n = cancelRows
 		}
 		const name = "winter-sale"
 		const destFmt = "+6427%07d"
