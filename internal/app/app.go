@@ -43,9 +43,12 @@ const StopTimeout = 10 * time.Second
 // Role is what a process runs besides the callback receiver and the resolver.
 type Role int
 
+// The roles.
 const (
-	RoleWorker   Role = iota // sends jobs too (`jetsms run`, `jetsms worker`)
-	RoleReceiver             // receives and resolves only (`jetsms receiver`)
+	// RoleWorker sends jobs too (`jetsms run`, `jetsms worker`).
+	RoleWorker Role = iota
+	// RoleReceiver receives and resolves only (`jetsms receiver`).
+	RoleReceiver
 )
 
 // Options are what a caller changes in the process the configuration describes.
@@ -210,7 +213,7 @@ func (a *App) Start(ctx context.Context) error {
 	for _, c := range a.comps {
 		if err := c.start(setupCtx); err != nil {
 			stopCtx, cancelStop := context.WithTimeout(context.Background(), StopTimeout)
-			a.stopLocked(stopCtx)
+			_ = a.stopLocked(stopCtx) // logged; the start's error is the one to return
 			cancelStop()
 			if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 				return fmt.Errorf("%s: %w (%w)", c.name, err, ctx.Err())
@@ -273,14 +276,31 @@ func (a *App) CallbackURL() string { return a.callbackURL }
 // GatewayURL is the gateway the process sends to.
 func (a *App) GatewayURL() string { return a.gatewayURL }
 
-// Ledger, OptOuts, Campaigns, Receiver, Resolver, Gate, Tracker and Worker are the
-// process's parts, once Start has returned (Worker is nil for RoleReceiver).
-func (a *App) Ledger() *ledger.Ledger      { return a.ledger }
-func (a *App) OptOuts() *optout.List       { return a.optOuts }
-func (a *App) Campaigns() *campaign.Store  { return a.campaigns }
-func (a *App) Receiver() *dlr.Receiver     { return a.receiver }
+// The process's parts, once Start has returned.
+
+// Ledger is the job ledger.
+func (a *App) Ledger() *ledger.Ledger { return a.ledger }
+
+// OptOuts is the opt-out list.
+func (a *App) OptOuts() *optout.List { return a.optOuts }
+
+// Campaigns is the campaign store.
+func (a *App) Campaigns() *campaign.Store { return a.campaigns }
+
+// Receiver is the callback receiver.
+func (a *App) Receiver() *dlr.Receiver { return a.receiver }
+
+// Resolver is the resolver of stored callbacks.
 func (a *App) Resolver() *resolve.Resolver { return a.resolver }
-func (a *App) Gate() *campaign.Gate        { return a.gate }
-func (a *App) Tracker() *campaign.Tracker  { return a.tracker }
-func (a *App) Worker() *worker.Worker      { return a.worker }
-func (a *App) Metrics() *metrics.Metrics   { return a.m }
+
+// Gate is the campaign gate the worker asks.
+func (a *App) Gate() *campaign.Gate { return a.gate }
+
+// Tracker is the campaign tracker.
+func (a *App) Tracker() *campaign.Tracker { return a.tracker }
+
+// Worker is the worker; nil for RoleReceiver.
+func (a *App) Worker() *worker.Worker { return a.worker }
+
+// Metrics is the process's metrics.
+func (a *App) Metrics() *metrics.Metrics { return a.m }
