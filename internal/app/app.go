@@ -37,8 +37,9 @@ import (
 // and start the consumers.
 const SetupTimeout = 30 * time.Second
 
-// StopTimeout is how long each component other than the worker is given to stop.
-const StopTimeout = 10 * time.Second
+// StopTimeoutDefault is how long each component other than the worker is given
+// to stop.
+const StopTimeoutDefault = 10 * time.Second
 
 // Role is what a process runs besides the callback receiver and the resolver.
 type Role int
@@ -83,6 +84,9 @@ type Options struct {
 	ReleaseDelayMin        time.Duration
 	ResolveRetryDelay      time.Duration
 	CallbackPublishTimeout time.Duration
+	// StopTimeout is how long each component other than the worker is given to
+	// stop; zero means StopTimeoutDefault.
+	StopTimeout time.Duration
 }
 
 // component is one part of the process. start builds and starts it; stop, when
@@ -92,7 +96,7 @@ type component struct {
 	start func(ctx context.Context) error
 	stop  func(ctx context.Context) error
 	// grace: stop gets the caller's context (the worker finishes the jobs in hand
-	// within the grace period); the others get StopTimeout each.
+	// within the grace period); the others get Options.StopTimeout each.
 	grace bool
 }
 
@@ -136,6 +140,7 @@ type App struct {
 	worker      *worker.Worker
 	httpSrv     *http.Server
 	httpDone    chan struct{}
+	handlers    handlerGate
 }
 
 // New builds the process of role from cfg, which should have been checked
@@ -148,6 +153,9 @@ func New(cfg config.Config, role Role, opt Options) (*App, error) {
 	log := opt.Logger
 	if log == nil {
 		log = zap.NewNop()
+	}
+	if opt.StopTimeout <= 0 {
+		opt.StopTimeout = StopTimeoutDefault
 	}
 	a := &App{cfg: cfg, role: role, opt: opt, log: log, names: names, m: metrics.New()}
 	a.m.SetBuildInfo(opt.Version)
@@ -212,7 +220,7 @@ func (a *App) Start(ctx context.Context) error {
 	defer cancel()
 	for _, c := range a.comps {
 		if err := c.start(setupCtx); err != nil {
-			stopCtx, cancelStop := context.WithTimeout(context.Background(), StopTimeout)
+			stopCtx, cancelStop := context.WithTimeout(context.Background(), a.opt.StopTimeout)
 			_ = a.stopLocked(stopCtx) // logged; the start's error is the one to return
 			cancelStop()
 			if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
@@ -228,7 +236,7 @@ func (a *App) Start(ctx context.Context) error {
 // Stop stops the components that started, in reverse order, each returning only
 // when it has stopped. ctx bounds the worker's stop (the grace period: jobs
 // still in hand when it ends are handed back to NATS); every other component
-// gets StopTimeout. Stop logs each component's error and returns them all. It is
+// gets Options.StopTimeout. Stop logs each component's error and returns them all. It is
 // safe twice and without Start.
 func (a *App) Stop(ctx context.Context) error {
 	a.mu.Lock()
@@ -247,7 +255,7 @@ func (a *App) stopLocked(ctx context.Context) error {
 		if c.grace {
 			err = c.stop(ctx)
 		} else {
-			sctx, cancel := context.WithTimeout(context.Background(), StopTimeout)
+			sctx, cancel := context.WithTimeout(context.Background(), a.opt.StopTimeout)
 			err = c.stop(sctx)
 			cancel()
 		}

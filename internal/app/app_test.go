@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,4 +109,43 @@ func TestOrder(t *testing.T) {
 		require.Less(t, pos[b[0]], pos[b[1]], "%s starts before %s", b[0], b[1])
 	}
 	require.Equal(t, "readiness", a.comps[len(a.comps)-1].name, "readiness goes false first")
+}
+
+// TestHardStopWaitsForTheCallbackInHand stops the process while a callback
+// request is in its handler and outlasts the HTTP server's stop time: the
+// connection is closed, the handler's context ends, and Stop returns only after
+// the handler has.
+func TestHardStopWaitsForTheCallbackInHand(t *testing.T) {
+	entered := make(chan struct{})
+	var returned atomic.Bool
+	a, err := New(quickStart(t), RoleReceiver, Options{
+		Logger:      zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)),
+		StopTimeout: 100 * time.Millisecond,
+		WrapCallbacks: func(http.Handler) http.Handler {
+			return http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body) // as the receiver reads it
+				close(entered)
+				<-r.Context().Done()
+				returned.Store(true)
+			})
+		},
+	})
+	require.NoError(t, err)
+	require.NoError(t, a.Start(context.Background()))
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := http.Post(a.CallbackURL()+"/callbacks/dlr", "application/json", strings.NewReader("{}"))
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+		errc <- err
+	}()
+	select {
+	case <-entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("timed out waiting for the request to reach its handler")
+	}
+	require.ErrorIs(t, a.Stop(context.Background()), context.DeadlineExceeded)
+	require.True(t, returned.Load(), "the handler ended before Stop returned")
+	require.Error(t, <-errc, "the connection was closed")
 }

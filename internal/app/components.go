@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -402,7 +403,7 @@ func (a *App) startHTTP(context.Context) error {
 	if a.opt.WrapCallbacks != nil {
 		cb = a.opt.WrapCallbacks(cb)
 	}
-	srv, err := dlr.NewServer(dlr.ServerConfig{Addr: a.ln.Addr().String()}, a.routes(cb), a.log)
+	srv, err := dlr.NewServer(dlr.ServerConfig{Addr: a.ln.Addr().String()}, a.handlers.wrap(a.routes(cb)), a.log)
 	if err != nil {
 		return fmt.Errorf("callbacks: %w", err)
 	}
@@ -417,13 +418,52 @@ func (a *App) startHTTP(context.Context) error {
 	return nil
 }
 
+// stopHTTP stops taking requests and waits for the requests in hand, each
+// callback stored before its 200. Should ctx end first (a hard stop) the
+// connections are closed, which cancels the requests' contexts, and it still
+// waits for their handlers.
 func (a *App) stopHTTP(ctx context.Context) error {
 	if a.httpSrv == nil {
 		return nil
 	}
 	err := a.httpSrv.Shutdown(ctx)
+	if err != nil {
+		_ = a.httpSrv.Close()
+	}
 	<-a.httpDone
+	a.handlers.close()
 	return err
+}
+
+// handlerGate counts the HTTP handlers running and, once closed, lets no more
+// start, so that stopHTTP knows when none runs.
+type handlerGate struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func (g *handlerGate) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.mu.Lock()
+		if g.closed {
+			g.mu.Unlock()
+			http.Error(w, "stopping", http.StatusServiceUnavailable)
+			return
+		}
+		g.wg.Add(1)
+		g.mu.Unlock()
+		defer g.wg.Done()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// close lets no handler start and waits for those running.
+func (g *handlerGate) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.wg.Wait()
 }
 
 // startReady makes the process ready.
