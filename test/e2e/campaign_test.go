@@ -24,7 +24,7 @@ import (
 )
 
 // The campaign tests' sizes and pace. The worker is paced by an adaptive limiter,
-// as serve.go makes it, so that a fast machine cannot send a campaign between two
+// as internal/app makes it, so that a fast machine cannot send a campaign between two
 // looks of the test; under -race on 2 cores the stack itself is slower (600 to
 // 900 jobs a second). `make test` runs the small sizes, which prove the same
 // properties; the full sizes (-e2e.large, run by `make chaos`) take about two and
@@ -413,7 +413,7 @@ func setupCampaigns(t *testing.T, a *arrivals) (*stack, func()) {
 // TestCampaign runs campaigns end to end: published from a recipients file
 // through the campaign publisher, sent by the worker through the simulator,
 // paused, resumed and cancelled through the campaign store, as the gate and the
-// tracker of cmd/jetsms/serve.go see them. It is not parallel: its checks of
+// tracker of the process (internal/app) see them. It is not parallel: its checks of
 // what reaches the gateway after a pause are timed, and it is the heaviest test
 // of the package.
 func TestCampaign(t *testing.T) {
