@@ -8,41 +8,51 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/jetsms/jetsms/dispatcher"
+	"github.com/jetsms/jetsms/dlr"
+	"github.com/jetsms/jetsms/internal/admin"
+	"github.com/jetsms/jetsms/internal/broker"
+	"github.com/jetsms/jetsms/internal/ledger"
+	resolver "github.com/jetsms/jetsms/internal/resolve"
 	"github.com/jetsms/jetsms/internal/secret"
 	"github.com/jetsms/jetsms/internal/subjects"
+	"github.com/jetsms/jetsms/job"
+	"github.com/jetsms/jetsms/worker"
 )
 
-// Defaults of the settings, as docs/contract.md ("Configuration") gives them. A setting
-// whose default is empty or zero has no constant. The lanes' default is returned by
+// Defaults of the settings, as docs/contract.md ("Configuration") gives them. A
+// default that a package applies itself is that package's constant, read from
+// there; the others belong to the deployment and are defined here. A setting whose
+// default is empty or zero has no constant. The lanes' default is returned by
 // LanesDefault, and nats.embedded.sync defaults to Sync{Always: true}.
 const (
-	StoreDirDefault     = "./data"
-	NATSListenDefault   = "127.0.0.1:4222"
-	PrefixDefault       = subjects.PrefixDefault
-	ReplicasDefault     = 1
-	JobsMaxBytesDefault = int64(1 << 30)
-	MaxAgeDefault       = 7 * 24 * time.Hour
-	MaxSegmentsDefault  = 10
-	GatewayURLDefault   = "https://api.modicagroup.com/rest/sms/v2"
+	StoreDirDefault          = "./data"
+	NATSListenDefault        = "127.0.0.1:4222"
+	PrefixDefault            = subjects.PrefixDefault
+	ReplicasDefault          = 1
+	JobsMaxBytesDefault      = broker.JobsMaxBytesDefault
+	MaxAgeDefault            = broker.MaxAgeDefault
+	MaxSegmentsDefault       = job.MaxSegmentsDefault
+	GatewayURLDefault        = "https://api.modicagroup.com/rest/sms/v2"
 	// GatewayURLV1Default is gateway.url's default when gateway.api is v1.
 	GatewayURLV1Default      = "https://api.modicagroup.com/rest/gateway"
 	GatewayAPIDefault        = APIv2
-	GatewayTimeoutDefault    = 10 * time.Second
-	BroadcastMaxDefault      = 100
-	BroadcastWaitDefault     = 200 * time.Millisecond
+	GatewayTimeoutDefault    = dispatcher.TimeoutDefault
+	BroadcastMaxDefault      = dispatcher.BatchMaxSizeDefault
+	BroadcastWaitDefault     = dispatcher.BatchMaxWaitDefault
 	RatePerSecondDefault     = 50.0
 	RateBurstDefault         = 50
-	ConcurrencyDefault       = 64
-	ConcurrencyMinDefault    = 4
+	ConcurrencyDefault       = worker.ConcurrencyDefault
+	ConcurrencyMinDefault    = worker.ConcurrencyMinDefault
 	DestinationWindowDefault = time.Hour
-	MaxAttemptsDefault       = 10
-	AckWaitDefault           = 30 * time.Second
+	MaxAttemptsDefault       = worker.MaxAttemptsDefault
+	AckWaitDefault           = worker.AckWaitDefault
 	GracePeriodDefault       = 20 * time.Second
-	CallbacksListenDefault   = ":8080"
-	AdminListenDefault       = "127.0.0.1:9090"
-	LedgerRetentionDefault   = 7 * 24 * time.Hour
-	ResolveWithinDefault     = 2 * time.Minute
-	ReconcileAfterDefault    = 24 * time.Hour
+	CallbacksListenDefault   = dlr.ListenDefault
+	AdminListenDefault       = admin.ListenDefault
+	LedgerRetentionDefault   = ledger.RetentionDefault
+	ResolveWithinDefault     = resolver.ResolveWithinDefault
+	ReconcileAfterDefault    = resolver.ReconcileAfterDefault
 	DLRDelayDefault          = time.Second
 	DLRMixDefault            = "received=0.97,rejected=0.01,expired=0.01,failed=0.01"
 	SandboxListenDefault     = "127.0.0.1:8090"

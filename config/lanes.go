@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jetsms/jetsms/worker"
 )
 
 // The ambiguity policies of lane.ambiguous: what a lane does with a job whose
@@ -14,17 +16,17 @@ import (
 // written, or a crash between sending and recording).
 const (
 	// AmbiguousResend sends it again; every later event carries duplicate_risk.
-	AmbiguousResend = "resend"
+	AmbiguousResend = worker.AmbiguousResend
 	// AmbiguousFail ends it failed with error outcome_unknown; it is never resent.
-	AmbiguousFail = "fail"
+	AmbiguousFail = worker.AmbiguousFail
 	// AmbiguousHold waits lane.hold_for for a receipt that shows it was sent, then
 	// does what lane.hold_then says.
-	AmbiguousHold = "hold"
+	AmbiguousHold = worker.AmbiguousHold
 )
 
 // Defaults of the lane options.
 const (
-	HoldForDefault  = 10 * time.Minute
+	HoldForDefault  = worker.HoldForDefault
 	HoldThenDefault = AmbiguousResend
 )
 

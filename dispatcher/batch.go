@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,20 +45,39 @@ type BatchConfig struct {
 // batch the gateway finds too large (broadcast_limit) is split in halves and
 // sent again. A batch of one is sent as a plain message. It is safe for
 // concurrent use.
+//
+// A Batcher runs between Start and Stop; it owns its timers and the goroutines
+// that send its batches, and Stop waits for them. A job whose caller gives up
+// before its batch goes out leaves the batch and is not sent.
 type Batcher struct {
 	b   Broadcaster
 	cfg BatchConfig
 
-	mu     sync.Mutex
-	groups map[string]*batch
+	mu      sync.Mutex
+	state   batcherState
+	groups  map[string]*batch
+	sending sync.WaitGroup // batches on their way; added to under mu while running
+
+	// run is the broadcasts' context; a hard stop cancels it.
+	run       context.Context
+	cancelRun context.CancelFunc
 }
+
+type batcherState int
+
+const (
+	batcherNew batcherState = iota
+	batcherRunning
+	batcherStopped
+)
 
 type batch struct {
 	jobs    []*job.Job
 	waiters []chan BroadcastResult
+	timer   *time.Timer
 }
 
-// NewBatcher returns a Batcher over b.
+// NewBatcher returns a Batcher over b, not yet running.
 func NewBatcher(b Broadcaster, cfg BatchConfig) (*Batcher, error) {
 	if b == nil {
 		return nil, errors.New("dispatcher: batcher: a broadcaster is required")
@@ -74,50 +94,157 @@ func NewBatcher(b Broadcaster, cfg BatchConfig) (*Batcher, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 2 * time.Minute
 	}
-	return &Batcher{b: b, cfg: cfg, groups: map[string]*batch{}}, nil
+	run, cancel := context.WithCancel(context.Background())
+	return &Batcher{b: b, cfg: cfg, groups: map[string]*batch{}, run: run, cancelRun: cancel}, nil
+}
+
+// Start lets the Batcher take jobs. ctx is not used: nothing needs setting up.
+func (bt *Batcher) Start(context.Context) error {
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	if bt.state != batcherNew {
+		return errors.New("dispatcher: batcher already started")
+	}
+	bt.state = batcherRunning
+	return nil
+}
+
+// Stop takes no more jobs, sends the batches gathered so far at once (their
+// callers wait for them) and returns once every broadcast has ended. Safe twice
+// and without Start.
+//
+// When ctx ends first (a hard stop), batches not yet sent are not sent (their
+// jobs get a retryable error), the broadcasts on their way are cancelled (their
+// jobs' outcome is unknown), and Stop still waits for them, returning ctx's error.
+func (bt *Batcher) Stop(ctx context.Context) error {
+	bt.mu.Lock()
+	if bt.state == batcherStopped {
+		bt.mu.Unlock()
+		return nil
+	}
+	bt.state = batcherStopped
+	open := bt.groups
+	bt.groups = map[string]*batch{}
+	for _, g := range open {
+		g.timer.Stop()
+		if ctx.Err() != nil {
+			notSent(g.waiters, "the batcher stopped before the broadcast was sent")
+			continue
+		}
+		bt.goSend(g)
+	}
+	bt.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		bt.sending.Wait()
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		bt.cancelRun()
+		<-done
+	}
+	bt.cancelRun()
+	if ctx.Err() != nil {
+		return fmt.Errorf("dispatcher: batcher stop: %w", ctx.Err())
+	}
+	return nil
 }
 
 // Send adds j to the batch of jobs like it and returns j's result when the batch
-// has been sent. If ctx ends first, the result is KindUnknown when the batch may
-// already be on its way.
+// has been sent. If ctx ends before the batch goes out, j leaves it and is not
+// sent (a retryable error); if it ends after, the result is KindUnknown.
 func (bt *Batcher) Send(ctx context.Context, j *job.Job) (Result, error) {
 	key := batchKey(j)
 	done := make(chan BroadcastResult, 1)
 	bt.mu.Lock()
+	if bt.state != batcherRunning {
+		bt.mu.Unlock()
+		return Result{}, &Error{Kind: KindRetryable, Code: CodeCancelled, Description: "the batcher is not running; nothing was sent"}
+	}
 	g := bt.groups[key]
 	if g == nil {
 		g = &batch{}
 		bt.groups[key] = g
-		time.AfterFunc(bt.cfg.MaxWait, func() { bt.flush(key, g) })
+		g.timer = time.AfterFunc(bt.cfg.MaxWait, func() { bt.flush(key, g) })
 	}
 	g.jobs = append(g.jobs, j)
 	g.waiters = append(g.waiters, done)
-	full := len(g.jobs) >= bt.cfg.MaxSize
-	bt.mu.Unlock()
-	if full {
-		go bt.flush(key, g)
+	if len(g.jobs) >= bt.cfg.MaxSize {
+		g.timer.Stop()
+		delete(bt.groups, key)
+		bt.goSend(g)
 	}
+	bt.mu.Unlock()
 	select {
 	case r := <-done:
 		return r.Result, r.Err
 	case <-ctx.Done():
-		return Result{}, &Error{Kind: KindUnknown, Code: CodeCancelled,
-			Description: "stopped waiting for the broadcast this job joined", Err: ctx.Err()}
 	}
+	if bt.leave(key, g, done) {
+		return Result{}, &Error{Kind: KindRetryable, Code: CodeCancelled,
+			Description: "stopped waiting before the broadcast this job joined was sent; nothing was sent", Err: ctx.Err()}
+	}
+	select {
+	case r := <-done:
+		return r.Result, r.Err // the answer came as the caller gave up
+	default:
+	}
+	return Result{}, &Error{Kind: KindUnknown, Code: CodeCancelled,
+		Description: "stopped waiting for the broadcast this job joined", Err: ctx.Err()}
 }
 
-// flush sends g if it is still the open batch of key.
+// leave takes the job waiting on done out of g if g has not gone out yet, and
+// reports whether it did.
+func (bt *Batcher) leave(key string, g *batch, done chan BroadcastResult) bool {
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	if bt.groups[key] != g {
+		return false // on its way, or already sent
+	}
+	for i, w := range g.waiters {
+		if w == done {
+			g.jobs = slices.Delete(g.jobs, i, i+1)
+			g.waiters = slices.Delete(g.waiters, i, i+1)
+			break
+		}
+	}
+	if len(g.jobs) == 0 {
+		g.timer.Stop()
+		delete(bt.groups, key)
+	}
+	return true
+}
+
+// flush sends g, at the end of its wait, if it is still the open batch of key.
 func (bt *Batcher) flush(key string, g *batch) {
 	bt.mu.Lock()
+	defer bt.mu.Unlock()
 	if bt.groups[key] != g {
-		bt.mu.Unlock()
-		return // already flushed
+		return // already sent, emptied or stopped
 	}
 	delete(bt.groups, key)
-	bt.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), bt.cfg.Timeout)
-	defer cancel()
-	bt.send(ctx, g.jobs, g.waiters)
+	bt.goSend(g)
+}
+
+// goSend sends g on a goroutine Stop waits for. bt.mu is held.
+func (bt *Batcher) goSend(g *batch) {
+	bt.sending.Add(1)
+	go func() {
+		defer bt.sending.Done()
+		ctx, cancel := context.WithTimeout(bt.run, bt.cfg.Timeout)
+		defer cancel()
+		bt.send(ctx, g.jobs, g.waiters)
+	}()
+}
+
+// notSent tells each waiter that its job was not sent.
+func notSent(waiters []chan BroadcastResult, why string) {
+	for _, w := range waiters {
+		w <- BroadcastResult{Err: &Error{Kind: KindRetryable, Code: CodeCancelled, Description: why}}
+	}
 }
 
 // send broadcasts jobs and hands each waiter its result, splitting on

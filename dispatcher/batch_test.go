@@ -29,6 +29,8 @@ func v1Batcher(t *testing.T, simCfg gwsim.Config, cfg BatchConfig) (*Batcher, *g
 	t.Cleanup(c.Close)
 	bt, err := NewBatcher(c, cfg)
 	require.NoError(t, err)
+	require.NoError(t, bt.Start(context.Background()))
+	t.Cleanup(func() { require.NoError(t, bt.Stop(context.Background())) })
 	return bt, sim
 }
 

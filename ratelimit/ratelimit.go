@@ -9,12 +9,6 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Defaults of docs/contract.md.
-const (
-	PerSecondDefault = 50.0
-	BurstDefault     = 50
-)
-
 // Config is the account's rate as a token bucket.
 type Config struct {
 	// PerSecond is the sustained rate in tokens a second; it must be > 0.

@@ -9,14 +9,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/jetsms/jetsms/internal/campaign"
+	"github.com/jetsms/jetsms/internal/campaignstate"
 	"github.com/jetsms/jetsms/internal/metrics"
 	"github.com/jetsms/jetsms/job"
 )
 
 // CampaignStates says what state a campaign is in; see campaign.Gate.
 type CampaignStates interface {
-	State(ctx context.Context, campaign string) (campaign.State, error)
+	State(ctx context.Context, campaign string) (campaignstate.State, error)
 }
 
 // campaignBlocked reports whether m is a job of a paused or cancelled campaign,
@@ -32,7 +32,7 @@ func (w *Worker) campaignBlocked(m jetstream.Msg) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), finishTimeout)
 	defer cancel()
 	st, err := w.cfg.Campaigns.State(ctx, name)
-	return err == nil && (st == campaign.StatePaused || st == campaign.StateCancelled)
+	return err == nil && (st == campaignstate.Paused || st == campaignstate.Cancelled)
 }
 
 // parkRecheckMax is the longest a paused campaign's job waits before the worker
@@ -53,10 +53,10 @@ func (w *Worker) campaignHeld(ctx context.Context, r *jobRun) bool {
 			zap.String("campaign", r.job.Campaign), zap.Error(err))
 		w.release(r, w.cfg.ReleaseDelayMin)
 		return true
-	case st == campaign.StatePaused:
+	case st == campaignstate.Paused:
 		w.park(ctx, r)
 		return true
-	case st == campaign.StateCancelled:
+	case st == campaignstate.Cancelled:
 		if w.lookedUp(ctx, r) {
 			return true // sent or ended before the cancel
 		}

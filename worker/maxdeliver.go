@@ -32,7 +32,7 @@ func (w *Worker) watchMaxDeliver(ctx context.Context) {
 	for ctx.Err() == nil {
 		var err error
 		cons, err = w.js.CreateOrUpdateConsumer(ctx, n.AdvisoriesStream(), jetstream.ConsumerConfig{
-			Durable:     n.Consumer("maxdeliver"), // on the advisories stream, apart from the lanes
+			Durable:     n.MaxDeliverConsumer(), // on the advisories stream, apart from the lanes
 			Description: "jetsms workers: end jobs that reached max deliveries",
 			AckPolicy:   jetstream.AckExplicitPolicy,
 			AckWait:     time.Minute,

@@ -26,7 +26,6 @@ const (
 	ConcurrencyDefault = 64
 	MaxAttemptsDefault = 10
 	AckWaitDefault     = 30 * time.Second
-	GracePeriodDefault = 20 * time.Second
 	// QuickRetryBudget is how long a job may be retried in process before it is
 	// released with a delayed nak instead.
 	QuickRetryBudget = 5 * time.Second

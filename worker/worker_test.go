@@ -67,8 +67,11 @@ func setup(t *testing.T, opt options) *bundle {
 		t.Cleanup(v1.Close)
 		sender = v1
 		if opt.worker.Batcher == nil {
-			opt.worker.Batcher, err = dispatcher.NewBatcher(v1, dispatcher.BatchConfig{MaxSize: 50, MaxWait: 300 * time.Millisecond})
+			bt, err := dispatcher.NewBatcher(v1, dispatcher.BatchConfig{MaxSize: 50, MaxWait: 300 * time.Millisecond})
 			require.NoError(t, err)
+			require.NoError(t, bt.Start(context.Background()))
+			t.Cleanup(func() { require.NoError(t, bt.Stop(context.Background())) })
+			opt.worker.Batcher = bt
 		}
 	} else {
 		v2, err := dispatcher.NewRESTv2(dispatcher.Config{URL: srv.URL + gwsim.BasePath, Timeout: 5 * time.Second})

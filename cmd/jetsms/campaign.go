@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetsms/jetsms/config"
+	"github.com/jetsms/jetsms/internal/app"
 	"github.com/jetsms/jetsms/internal/campaign"
 	"github.com/jetsms/jetsms/internal/optout"
 	"github.com/jetsms/jetsms/internal/subjects"
@@ -177,7 +178,7 @@ func campaignSend(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer cl.close()
-	led, err := openLedger(ctx, cl.js, cfg, cl.names)
+	led, err := app.OpenLedger(ctx, cl.js, cfg, cl.names)
 	if err != nil {
 		return err
 	}

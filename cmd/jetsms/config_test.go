@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -93,6 +95,21 @@ func TestConfig(t *testing.T) {
 		require.Equal(t, 50, cfg.Rate.Burst, "the default")
 		require.Equal(t, "https://api.modicagroup.com/rest/sms/v2", cfg.Gateway.URL)
 		require.Equal(t, "127.0.0.1:4222", cfg.NATS.Embedded.Listen)
+	})
+
+	t.Run("ConfigWorksOnAFreshMachine", func(t *testing.T) {
+		t.Parallel()
+		// No config file, no data directory, no credentials: the defaults, and a
+		// note that a worker would need gateway credentials.
+		p := startJetsms(t, []string{"JETSMS_CONFIG=", "JETSMS_GATEWAY_URL=", "JETSMS_GATEWAY_USERNAME=", "JETSMS_GATEWAY_PASSWORD="}, "config")
+		require.Equal(t, 0, p.wait(t, exitTimeout), "stderr: %v", p.output())
+		var cfg struct{ Gateway struct{ URL string } }
+		require.NoError(t, yaml.Unmarshal([]byte(p.stdout.String()), &cfg))
+		require.Equal(t, "https://api.modicagroup.com/rest/sms/v2", cfg.Gateway.URL)
+		require.Contains(t, strings.Join(p.output(), "\n"), "gateway.username and gateway.password are not set")
+		entries, err := os.ReadDir(p.cmd.Dir)
+		require.NoError(t, err)
+		require.Empty(t, entries, "nothing written to the working directory")
 	})
 
 	t.Run("ConfigErrorsNeverShowSecrets", func(t *testing.T) {

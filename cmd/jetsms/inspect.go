@@ -16,6 +16,7 @@ import (
 
 	"github.com/jetsms/jetsms/config"
 	"github.com/jetsms/jetsms/dispatcher"
+	"github.com/jetsms/jetsms/internal/app"
 	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/internal/gwsim"
 	"github.com/jetsms/jetsms/internal/ledger"
@@ -182,7 +183,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer nc.Close()
-	led, err := openLedger(ctx, js, cfg, names)
+	led, err := app.OpenLedger(ctx, js, cfg, names)
 	if err != nil {
 		return err
 	}
@@ -227,13 +228,13 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // gatewayClient is the configured gateway's client; the sandbox is reached on
 // sandbox.listen, where a running `jetsms run` serves it.
-func gatewayClient(cfg config.Config) (gateway, error) {
+func gatewayClient(cfg config.Config) (app.Gateway, error) {
 	url := cfg.Gateway.URL
 	if cfg.IsSandbox() {
 		// The simulator serves the API under the real gateway's base path.
 		url = "http://" + cfg.Sandbox.Listen + gwsim.BasePathFor(cfg.Gateway.API)
 	}
-	return newGateway(cfg, url, 1)
+	return app.NewGateway(cfg, url, 1)
 }
 
 func printEntry(w io.Writer, e *ledger.Entry) {

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetsms/jetsms/config"
+	"github.com/jetsms/jetsms/internal/app"
 	"github.com/jetsms/jetsms/internal/broker"
 	"github.com/jetsms/jetsms/internal/subjects"
 	"github.com/jetsms/jetsms/job"
@@ -135,7 +136,7 @@ func connectClient(ctx context.Context, cfg config.Config) (*nats.Conn, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	nc, err := broker.Connect(cctx, connectConfig(cfg, url, "jetsms send"), nil)
+	nc, err := broker.Connect(cctx, app.ConnectConfig(cfg, url, "jetsms send"), nil)
 	if errors.Is(err, nats.ErrAuthorization) {
 		return nil, fmt.Errorf("%w (the embedded server's password is read from %s: run where `jetsms run` runs, set nats.embedded.store_dir to its directory, or set nats.user and nats.password)",
 			err, broker.PasswordPath(cfg.NATS.Embedded.StoreDir))

@@ -56,6 +56,18 @@ func TestUsage(t *testing.T) {
 		require.Contains(t, res.stderr, "-config file")
 	})
 
+	t.Run("CommandHelpShowsItsOwnFlagsBeforeTheSettings", func(t *testing.T) {
+		t.Parallel()
+		res := runJetsms(t, "send", "-h")
+		require.Equal(t, 0, res.code)
+		own := strings.Index(res.stderr, "\n  -wait\n")
+		heading := strings.Index(res.stderr, "\nSettings (")
+		setting := strings.Index(res.stderr, "\n  -rate.per_second string\n")
+		require.True(t, own > 0 && heading > own && setting > heading,
+			"the command's flags, then the heading, then the settings:\n%s", res.stderr)
+		require.Equal(t, 1, strings.Count(res.stderr, "-rate.per_second string"), "each flag once")
+	})
+
 	t.Run("VersionPrintsVersion", func(t *testing.T) {
 		t.Parallel()
 		res := runJetsms(t, "version")

@@ -114,7 +114,9 @@ func (g *Gate) Start(ctx context.Context) error {
 	}
 }
 
-// Stop ends the watch and waits for it. It is safe twice and without Start.
+// Stop ends the watch and returns once its goroutine has ended; should ctx end
+// first it still waits, and returns ctx's error. It is safe twice and without
+// Start.
 func (g *Gate) Stop(ctx context.Context) error {
 	g.stopOnce.Do(func() {
 		g.mu.Lock()
@@ -133,6 +135,7 @@ func (g *Gate) Stop(ctx context.Context) error {
 	case <-g.done:
 		return nil
 	case <-ctx.Done():
+		<-g.done // cancelled above: the watch loop ends at once
 		return ctx.Err()
 	}
 }

@@ -12,11 +12,13 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetsms/jetsms/internal/campaignstate"
 	"github.com/jetsms/jetsms/job"
 )
 
-// State is where a campaign is in its life.
-type State string
+// State is where a campaign is in its life; it is defined in campaignstate, so
+// that the worker can read the gate's answer without importing this package.
+type State = campaignstate.State
 
 // The states of a campaign. A campaign starts publishing; running once every row
 // is stored; done once every job has a final status. Pause and Resume move it
@@ -25,12 +27,12 @@ type State string
 const (
 	// StateUnknown is the state the Gate reports for a campaign without a record:
 	// its jobs are sent as any other.
-	StateUnknown    State = ""
-	StatePublishing State = "publishing"
-	StateRunning    State = "running"
-	StatePaused     State = "paused"
-	StateCancelled  State = "cancelled"
-	StateDone       State = "done"
+	StateUnknown    = campaignstate.Unknown
+	StatePublishing = campaignstate.Publishing
+	StateRunning    = campaignstate.Running
+	StatePaused     = campaignstate.Paused
+	StateCancelled  = campaignstate.Cancelled
+	StateDone       = campaignstate.Done
 )
 
 // Conditions callers act on.

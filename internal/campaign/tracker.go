@@ -18,10 +18,6 @@ import (
 
 // Defaults of TrackerConfig.
 const (
-	// TrackerDurableDefault is the durable consumer on the status stream that
-	// every Tracker of a deployment shares; the server splits the events among
-	// them.
-	TrackerDurableDefault = "jetsms_campaign_tracker"
 	// FlushIntervalDefault is how long events wait before they are counted: the
 	// lag of a record's counts.
 	FlushIntervalDefault = 250 * time.Millisecond
@@ -47,7 +43,8 @@ type TrackerConfig struct {
 	// Gate, when set, is a started Gate the tracker shares (the worker's); else
 	// the tracker runs its own.
 	Gate *Gate
-	// Durable names the consumer; default TrackerDurableDefault.
+	// Durable names the consumer; default Names.TrackerConsumer(), which every
+	// Tracker of a deployment shares (the server splits the events among them).
 	Durable string
 	// FlushInterval; default FlushIntervalDefault.
 	FlushInterval time.Duration
@@ -106,7 +103,7 @@ func NewTracker(cfg TrackerConfig, js jetstream.JetStream, log *zap.Logger) (*Tr
 		return nil, errors.New("campaign tracker: intervals and batch must not be negative")
 	}
 	if cfg.Durable == "" {
-		cfg.Durable = TrackerDurableDefault
+		cfg.Durable = cfg.Names.TrackerConsumer()
 	}
 	if cfg.FlushInterval == 0 {
 		cfg.FlushInterval = FlushIntervalDefault
@@ -264,6 +261,7 @@ func (t *Tracker) receive(m jetstream.Msg) {
 	select {
 	case t.in <- tracked{msg: m, campaign: name, mark: mk}:
 	case <-t.hardCtx.Done():
+		_ = m.Nak() // a hard stop: handed back
 	}
 }
 
@@ -278,7 +276,19 @@ func (t *Tracker) loop() {
 	for {
 		select {
 		case <-t.hardCtx.Done():
-			return
+			// A hard stop: the events not counted are handed back (any that
+			// still slip in are delivered again after the ack wait).
+			for _, tr := range batch {
+				_ = tr.msg.Nak()
+			}
+			for {
+				select {
+				case tr := <-t.in:
+					_ = tr.msg.Nak()
+				default:
+					return
+				}
+			}
 		case <-t.quit:
 			for {
 				select {

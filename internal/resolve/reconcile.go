@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +76,11 @@ type Reconciler struct {
 	mu      sync.Mutex
 	cc      jetstream.ConsumeContext
 	stopped bool
+	// run is the look-ups' context; a hard stop cancels it.
+	run       context.Context
+	cancelRun context.CancelFunc
+	// The consume callbacks in progress: Stop returns once none runs.
+	handling callbacks
 }
 
 // NewReconciler checks cfg and returns a Reconciler that is not yet running.
@@ -108,7 +112,7 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	}
 	n := r.cfg.Names
 	cons, err := r.js.CreateOrUpdateConsumer(ctx, n.StatusStream(), jetstream.ConsumerConfig{
-		Durable:       "jetsms_" + strings.ReplaceAll(n.Prefix(), ".", "_") + "_reconcile",
+		Durable:       n.ReconcilerConsumer(),
 		Description:   "jetsms reconciler: looks up accepted jobs with no final receipt",
 		FilterSubject: n.Status(string(job.StatusAccepted)),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -122,20 +126,38 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	}
 	// One at a time: the events come in time order, and a job not yet due means
 	// none after it is either.
-	cc, err := cons.Consume(r.handle, jetstream.PullMaxMessages(64),
+	r.run, r.cancelRun = context.WithCancel(context.Background())
+	cc, err := cons.Consume(r.consume, jetstream.PullMaxMessages(64),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
 				r.log.Debug("consume accepted events", zap.Error(err))
 			}
 		}))
 	if err != nil {
+		r.cancelRun()
 		return fmt.Errorf("resolve: reconciler consume: %w", err)
 	}
 	r.cc = cc
 	return nil
 }
 
-// Stop stops the reconciler and waits for the job in hand, until ctx ends.
+// consume is the consume callback: it handles m unless the reconciler stopped,
+// in which case m is handed back.
+func (r *Reconciler) consume(m jetstream.Msg) {
+	if !r.handling.enter() {
+		_ = m.Nak()
+		return
+	}
+	defer r.handling.leave()
+	r.handle(m)
+}
+
+// Stop stops taking accepted events and lets the job in hand finish, then
+// returns once no look-up runs. Safe twice and without Start.
+//
+// When ctx ends first (a hard stop) the look-up in hand is cancelled and its
+// event handed back (nak) for the next start; Stop still waits for it to end,
+// and returns ctx's error.
 func (r *Reconciler) Stop(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -144,14 +166,22 @@ func (r *Reconciler) Stop(ctx context.Context) error {
 		return nil
 	}
 	r.stopped = true
+	hard := sync.OnceFunc(func() {
+		r.cancelRun()
+		r.cc.Stop()
+	})
 	r.cc.Drain()
 	select {
 	case <-r.cc.Closed():
-		return nil
 	case <-ctx.Done():
-		r.cc.Stop()
+		hard()
+	}
+	awaitOrHard(ctx, r.handling.close, hard)
+	r.cancelRun()
+	if ctx.Err() != nil {
 		return fmt.Errorf("resolve: reconciler stop: %w", ctx.Err())
 	}
+	return nil
 }
 
 // Stats returns the counts so far.
@@ -170,7 +200,7 @@ func (r *Reconciler) handle(m jetstream.Msg) {
 		_ = m.NakWithDelay(min(wait, reconcileWaitMax))
 		return
 	}
-	ctx := context.Background()
+	ctx := r.run
 	wait, err := r.reconcile(ctx, ev)
 	if wait > 0 {
 		// Scheduled: the gateway sends it at its time, and its receipts come after.
@@ -179,6 +209,10 @@ func (r *Reconciler) handle(m jetstream.Msg) {
 		return
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			_ = m.Nak() // a hard stop: handed back
+			return
+		}
 		r.log.Warn("job not reconciled; trying again later", zap.String("job_id", ev.JobID), zap.Error(err))
 		_ = m.NakWithDelay(reconcileRetry)
 		return

@@ -87,6 +87,12 @@ type Resolver struct {
 	work    []chan jetstream.Msg // one queue per handler; a message's receipts share one
 	workers sync.WaitGroup
 	stopped bool
+	// run is the handlers' context; a hard stop cancels it.
+	run       context.Context
+	cancelRun context.CancelFunc
+	// The consume callbacks in progress: the work queues close only once none
+	// runs and none can start.
+	feeding callbacks
 }
 
 // New checks cfg and returns a Resolver that is not yet running.
@@ -125,7 +131,7 @@ func (r *Resolver) Start(ctx context.Context) error {
 	}
 	n := r.cfg.Names
 	cons, err := r.js.CreateOrUpdateConsumer(ctx, n.CallbacksStream(), jetstream.ConsumerConfig{
-		Durable:       "jetsms_" + strings.ReplaceAll(n.Prefix(), ".", "_") + "_callbacks",
+		Durable:       n.ResolverConsumer(),
 		Description:   "jetsms receipt and inbound resolver",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
@@ -135,17 +141,22 @@ func (r *Resolver) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("resolve: consumer of %s: %w", n.CallbacksStream(), err)
 	}
+	r.run, r.cancelRun = context.WithCancel(context.Background())
 	r.work = make([]chan jetstream.Msg, r.cfg.Concurrency)
 	for i := range r.work {
 		q := make(chan jetstream.Msg, 4)
 		r.work[i] = q
 		r.workers.Go(func() {
 			for m := range q {
+				if r.run.Err() != nil {
+					_ = m.Nak() // a hard stop: handed back, not handled
+					continue
+				}
 				r.handle(m)
 			}
 		})
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { r.work[r.shard(m)] <- m },
+	cc, err := cons.Consume(r.enqueue,
 		jetstream.PullMaxMessages(2*r.cfg.Concurrency),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
@@ -153,16 +164,37 @@ func (r *Resolver) Start(ctx context.Context) error {
 			}
 		}))
 	if err != nil {
+		r.feeding.close()
 		r.closeWork()
 		r.workers.Wait()
+		r.cancelRun()
 		return fmt.Errorf("resolve: consume %s: %w", n.CallbacksStream(), err)
 	}
 	r.cc = cc
 	return nil
 }
 
-// Stop stops taking callbacks, lets those in hand finish (until ctx ends; the
-// rest are redelivered later), and returns. Safe twice and without Start.
+// enqueue is the consume callback: it queues m for its handler, or hands it back
+// once the resolver stops hard or has closed its queues.
+func (r *Resolver) enqueue(m jetstream.Msg) {
+	if !r.feeding.enter() {
+		_ = m.Nak()
+		return
+	}
+	defer r.feeding.leave()
+	select {
+	case r.work[r.shard(m)] <- m:
+	case <-r.run.Done():
+		_ = m.Nak()
+	}
+}
+
+// Stop stops taking callbacks and lets those in hand finish, then returns once
+// every goroutine of the resolver has ended. Safe twice and without Start.
+//
+// When ctx ends first (a hard stop) the handlers' NATS calls are cancelled and
+// every callback not resolved is handed back (nak) for the next start; Stop still
+// waits for the handlers, and returns ctx's error.
 func (r *Resolver) Stop(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -171,21 +203,27 @@ func (r *Resolver) Stop(ctx context.Context) error {
 		return nil
 	}
 	r.stopped = true
+	hard := sync.OnceFunc(func() {
+		r.cancelRun()
+		r.cc.Stop()
+	})
+	// Graceful: stop pulling and take what was pulled.
 	r.cc.Drain()
 	select {
 	case <-r.cc.Closed():
 	case <-ctx.Done():
-		r.cc.Stop()
+		hard()
 	}
+	// No callback may send on a queue once it is closed: wait for those in
+	// progress (after a hard stop none blocks), and let none start.
+	awaitOrHard(ctx, r.feeding.close, hard)
 	r.closeWork()
-	done := make(chan struct{})
-	go func() { r.workers.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
+	awaitOrHard(ctx, r.workers.Wait, hard)
+	r.cancelRun()
+	if ctx.Err() != nil {
 		return fmt.Errorf("resolve: stop: %w", ctx.Err())
 	}
+	return nil
 }
 
 func (r *Resolver) closeWork() {
@@ -217,7 +255,7 @@ func (r *Resolver) Stats() Stats {
 }
 
 func (r *Resolver) handle(m jetstream.Msg) {
-	ctx := context.Background()
+	ctx := r.run
 	var err error
 	switch m.Subject() {
 	case r.cfg.Names.CallbackDLR():
@@ -227,6 +265,10 @@ func (r *Resolver) handle(m jetstream.Msg) {
 	default:
 		r.log.Warn("callback on an unknown subject, dropped", zap.String("subject", m.Subject()))
 		_ = m.Term()
+		return
+	}
+	if err != nil && ctx.Err() != nil {
+		_ = m.Nak() // a hard stop: handed back
 		return
 	}
 	if err != nil {

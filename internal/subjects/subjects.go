@@ -161,5 +161,27 @@ func (n Names) DeadAll() string { return n.prefix + ".dead.>" }
 // Dead is the dead-letter subject of a lane: sms.dead.<lane>.
 func (n Names) Dead(lane string) string { return n.prefix + ".dead." + lane }
 
-// Consumer is the durable consumer name of a lane's workers.
-func (n Names) Consumer(lane string) string { return "jetsms_" + n.lower + "_" + lane }
+// The durable consumers, named here so that every name NATS sees is built in one
+// place.
+
+// Consumer is the durable consumer name of a lane's workers on the jobs stream:
+// jetsms_sms_<lane>.
+func (n Names) Consumer(lane string) string { return n.consumer(lane) }
+
+// MaxDeliverConsumer is the workers' consumer of the max-deliveries advisories:
+// jetsms_sms_maxdeliver.
+func (n Names) MaxDeliverConsumer() string { return n.consumer("maxdeliver") }
+
+// ResolverConsumer is the resolver's consumer of the callbacks stream:
+// jetsms_sms_callbacks.
+func (n Names) ResolverConsumer() string { return n.consumer("callbacks") }
+
+// ReconcilerConsumer is the reconciler's consumer of the accepted events:
+// jetsms_sms_reconcile.
+func (n Names) ReconcilerConsumer() string { return n.consumer("reconcile") }
+
+// TrackerConsumer is the campaign tracker's consumer of the status stream:
+// jetsms_campaign_tracker (without the prefix: the stream is the prefix's own).
+func (n Names) TrackerConsumer() string { return "jetsms_campaign_tracker" }
+
+func (n Names) consumer(name string) string { return "jetsms_" + n.lower + "_" + name }

@@ -24,6 +24,19 @@ func TestNames(t *testing.T) {
 		require.Equal(t, []string{"sms.send.bulk", "sms.send.bulk.>"}, n.LaneFilters("bulk"))
 	})
 
+	t.Run("ConsumerNamesStayAsDeployed", func(t *testing.T) {
+		t.Parallel()
+		// Durable consumers outlive a process: a new name would start a new
+		// consumer beside the old one.
+		n, err := New("acme.sms")
+		require.NoError(t, err)
+		require.Equal(t, "jetsms_acme_sms_bulk", n.Consumer("bulk"))
+		require.Equal(t, "jetsms_acme_sms_maxdeliver", n.MaxDeliverConsumer())
+		require.Equal(t, "jetsms_acme_sms_callbacks", n.ResolverConsumer())
+		require.Equal(t, "jetsms_acme_sms_reconcile", n.ReconcilerConsumer())
+		require.Equal(t, "jetsms_campaign_tracker", n.TrackerConsumer())
+	})
+
 	t.Run("DottedPrefixStartsEveryName", func(t *testing.T) {
 		t.Parallel()
 		n, err := New("acme.sms")

@@ -18,11 +18,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetsms/jetsms/dispatcher"
+	"github.com/jetsms/jetsms/config"
+	"github.com/jetsms/jetsms/internal/app"
 	"github.com/jetsms/jetsms/internal/broker"
-	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/internal/gwsim"
-	"github.com/jetsms/jetsms/internal/ledger"
 	"github.com/jetsms/jetsms/internal/subjects"
 	"github.com/jetsms/jetsms/ratelimit"
 	"github.com/jetsms/jetsms/worker"
@@ -67,6 +66,7 @@ func startServer(tb testing.TB) *server {
 	tb.Helper()
 	emb, err := broker.StartEmbedded(broker.EmbeddedConfig{
 		StoreDir: tb.TempDir(), Listen: "127.0.0.1:0", SyncInterval: syncInterval, SyncAlways: syncAlways(),
+		NoAuth: true, // loopback only; the benchmarks connect with the plain URL
 	}, nil)
 	if err != nil {
 		tb.Fatal(err)
@@ -249,7 +249,7 @@ func (s *server) countAccepted(tb testing.TB, n int) (*atomic.Int64, <-chan stru
 	return accepted, done, sub
 }
 
-// pipeline stores n jobs, then starts a worker and measures how fast they are all
+// pipeline stores n jobs, then starts a jetsms process and measures how fast they are all
 // accepted by the gateway and recorded (accepted event stored, job acked).
 func pipeline(tb testing.TB, s *server, gw *gateway, n int) float64 {
 	tb.Helper()
@@ -258,27 +258,11 @@ func pipeline(tb testing.TB, s *server, gw *gateway, n int) float64 {
 
 	accepted, done, _ := s.countAccepted(tb, n)
 
-	sender, err := dispatcher.NewRESTv2(dispatcher.Config{URL: gw.url, MaxConns: concurrency})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer sender.Close()
 	lim, _ := ratelimit.New(ratelimit.Config{PerSecond: math.Inf(1), Burst: 1})
-	led, err := ledger.Open(ctx, s.js, ledger.Config{Bucket: s.names.LedgerBucket()})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	w, err := worker.New(worker.Config{
-		Names: s.names, Lanes: []string{"priority", "default", "bulk"}, Concurrency: concurrency, Ledger: led,
-	}, s.js, sender, lim, events.New(s.js, s.names), nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	before := gw.sim.Stats().Accepted
 	start := time.Now()
-	if err := w.Start(ctx); err != nil {
-		tb.Fatal(err)
-	}
+	a := startApp(tb, s, gw, lim, concurrency, nil)
+	w := a.Worker()
 	var samples, inflight, queued int
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
@@ -304,13 +288,44 @@ wait:
 	rate := float64(n) / time.Since(start).Seconds()
 	stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := w.Stop(stopCtx); err != nil {
+	if err := a.Stop(stopCtx); err != nil {
 		tb.Fatal(err)
 	}
 	if got := gw.sim.Stats().Accepted - before; got != int64(n) {
 		tb.Fatalf("gateway accepted %d messages for %d jobs", got, n)
 	}
 	return rate
+}
+
+// startApp runs a jetsms process on s as cmd/jetsms builds it (internal/app),
+// sending to gw, paced by lim, with at most conc submissions in flight. The lanes
+// are the defaults, with no options but minShare (lane=share pairs, as
+// lane.min_share), so every job goes straight to the gateway. The process stops
+// with the test, if not before.
+func startApp(tb testing.TB, s *server, gw *gateway, lim worker.Limiter, conc int, minShare []string) *app.App {
+	tb.Helper()
+	cfg := config.Default()
+	cfg.NATS.URL = s.emb.ClientURL()
+	cfg.Streams.JobsMaxBytes = jobsMaxBytes
+	cfg.Callbacks.Listen = "127.0.0.1:0"
+	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.Worker.Concurrency = conc
+	cfg.Lane.Marketing, cfg.Lane.Ambiguous, cfg.Lane.MinShare = nil, nil, minShare
+	a, err := app.New(cfg, app.RoleWorker, app.Options{GatewayURL: gw.url, Limiter: lim})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = a.Stop(ctx)
+	})
+	return a
 }
 
 // size scales a workload: BENCH_SCALE=0.1 for a quick look.

@@ -14,12 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetsms/jetsms/config"
-	"github.com/jetsms/jetsms/dispatcher"
-	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/internal/gwsim"
-	"github.com/jetsms/jetsms/internal/ledger"
 	"github.com/jetsms/jetsms/ratelimit"
-	"github.com/jetsms/jetsms/worker"
 )
 
 // BenchmarkPacing prints, from one run: (a) the latency from publish to gateway of
@@ -172,36 +168,6 @@ func percentiles(lat []time.Duration) (p50, p99 time.Duration) {
 	return lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)]
 }
 
-// benchWorker starts a worker on s and gw with limiter lim.
-func benchWorker(tb testing.TB, s *server, gw *gateway, lim worker.Limiter, conc int, opts map[string]worker.LaneOptions) *worker.Worker {
-	tb.Helper()
-	ctx := context.Background()
-	sender, err := dispatcher.NewRESTv2(dispatcher.Config{URL: gw.url, MaxConns: conc})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(sender.Close)
-	led, err := ledger.Open(ctx, s.js, ledger.Config{Bucket: s.names.LedgerBucket()})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	w, err := worker.New(worker.Config{
-		Names: s.names, Lanes: []string{"priority", "default", "bulk"}, Concurrency: conc, Ledger: led, LaneOptions: opts,
-	}, s.js, sender, lim, events.New(s.js, s.names), nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := w.Start(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = w.Stop(ctx)
-	})
-	return w
-}
-
 // priorityLatency stores a bulk backlog, starts a worker paced at rate, and then
 // publishes n priority jobs 20 ms apart, measuring each from publish to its
 // arrival at the gateway.
@@ -222,7 +188,7 @@ func priorityLatency(tb testing.TB, s *server, backlog int, rate float64, n int)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	benchWorker(tb, s, gw, lim, concurrency, map[string]worker.LaneOptions{"bulk": {MinShare: 0.1}})
+	startApp(tb, s, gw, lim, concurrency, []string{"bulk=0.1"})
 	time.Sleep(time.Second) // let the bulk drain reach its pace
 	published := map[string]time.Time{}
 	for i := range n {
@@ -282,7 +248,7 @@ func pacedRun(tb testing.TB, s *server, gw *gateway, rate float64, burst, conc i
 	if err != nil {
 		tb.Fatal(err)
 	}
-	w := benchWorker(tb, s, gw, lim, conc, nil)
+	w := startApp(tb, s, gw, lim, conc, nil).Worker()
 	time.Sleep(time.Second)
 	start, before := time.Now(), count.Load()
 	time.Sleep(window)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,17 +24,22 @@ import (
 )
 
 // The campaign tests' sizes and pace. The worker is paced by an adaptive limiter,
-// as serve.go makes it, so that a fast machine cannot send a campaign between two
+// as internal/app makes it, so that a fast machine cannot send a campaign between two
 // looks of the test; under -race on 2 cores the stack itself is slower (600 to
-// 900 jobs a second), and the full sizes take about two and a half minutes.
+// 900 jobs a second). `make test` runs the small sizes, which prove the same
+// properties; the full sizes (-e2e.large, run by `make chaos`) take about two and
+// a half minutes.
 const (
 	campaignRows      = 50_000
-	campaignRowsShort = 5_000
+	campaignRowsSmall = 2_000
 	cancelRows        = 10_000
-	cancelRowsShort   = 2_000
+	cancelRowsSmall   = 2_000
 	campaignRate      = 2_500 // jobs a second
 	campaignBurst     = 20
 )
+
+// large runs the campaign tests at their full sizes.
+var large = flag.Bool("e2e.large", false, "run the campaign tests at their full sizes (50,000 and 10,000 rows)")
 
 // inflightGrace bounds how long after the gate sees a pause or a cancel a
 // submission already past the worker's campaign check may reach the gateway
@@ -400,21 +406,21 @@ func setupCampaigns(t *testing.T, a *arrivals) (*stack, func()) {
 	var once sync.Once
 	release := func() { once.Do(func() { close(lim.open) }) }
 	t.Cleanup(release) // before the worker stops, should the test fail first
-	s := setup(t, options{campaigns: true, limiter: lim, onAccept: a.accept, sim: gwsim.Config{DLRInterim: []string{}}})
+	s := setup(t, options{limiter: lim, onAccept: a.accept, sim: gwsim.Config{DLRInterim: []string{}}})
 	return s, release
 }
 
 // TestCampaign runs campaigns end to end: published from a recipients file
 // through the campaign publisher, sent by the worker through the simulator,
 // paused, resumed and cancelled through the campaign store, as the gate and the
-// tracker of cmd/jetsms/serve.go see them. It is not parallel: its checks of
+// tracker of the process (internal/app) see them. It is not parallel: its checks of
 // what reaches the gateway after a pause are timed, and it is the heaviest test
 // of the package.
 func TestCampaign(t *testing.T) {
 	t.Run("PauseHoldsEveryJobAndResumeSendsTheRestOnce", func(t *testing.T) {
-		n := campaignRows
-		if testing.Short() {
-			n = campaignRowsShort
+		n := campaignRowsSmall
+		if *large {
+			n = campaignRows
 		}
 		const name = "spring-sale"
 		const destFmt = "+6422%07d"
@@ -522,9 +528,9 @@ func TestCampaign(t *testing.T) {
 	})
 
 	t.Run("CancelEndsEveryUnsentJobCancelled", func(t *testing.T) {
-		n := cancelRows
-		if testing.Short() {
-			n = cancelRowsShort
+		n := cancelRowsSmall
+		if *large {
+			n = cancelRows
 		}
 		const name = "winter-sale"
 		const destFmt = "+6427%07d"

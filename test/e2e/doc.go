@@ -1,2 +1,2 @@
-// Package e2e tests jetsms end to end — receipts, inbound replies and the job ledger — with the real parts wired as cmd/jetsms wires them.
+// Package e2e tests jetsms end to end — receipts, inbound replies, campaigns and the job ledger — with the process internal/app builds, as cmd/jetsms runs it.
 package e2e

@@ -23,11 +23,10 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/jetsms/jetsms/config"
-	"github.com/jetsms/jetsms/dispatcher"
 	"github.com/jetsms/jetsms/dlr"
+	"github.com/jetsms/jetsms/internal/app"
 	"github.com/jetsms/jetsms/internal/broker/brokertest"
 	"github.com/jetsms/jetsms/internal/campaign"
-	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/internal/gwsim"
 	"github.com/jetsms/jetsms/internal/ledger"
 	"github.com/jetsms/jetsms/internal/optout"
@@ -48,9 +47,6 @@ const (
 // concurrency is the worker's submissions in flight.
 const concurrency = 64
 
-// The worker sends with the production REST v2 client, as serve.go wires it.
-var _ worker.Sender = (*dispatcher.RESTv2)(nil)
-
 // options are what a test changes in the stack.
 type options struct {
 	// sim configures receipts and faults; its callback URLs are filled in.
@@ -64,11 +60,8 @@ type options struct {
 	// empty means a new temporary directory.
 	storeDir string
 	// wrapSender, when set, stands between the worker and the dispatcher; it
-	// gets the stack as built so far (receiver, tap, simulator).
+	// gets the stack as built so far (tap, simulator).
 	wrapSender func(next worker.Sender, s *stack) worker.Sender
-	// campaigns runs the campaign gate and tracker as serve.go does: the gate is
-	// the worker's Campaigns, the tracker shares it.
-	campaigns bool
 	// limiter paces the worker; nil means unlimited.
 	limiter worker.Limiter
 	// onAccept, when set, is also told of every message the simulator accepts,
@@ -81,12 +74,14 @@ type options struct {
 	worker func(*worker.Config)
 }
 
-// stack is every part of a jetsms process, wired as cmd/jetsms/serve.go wires
-// them, with the simulator as the gateway over real HTTP: embedded NATS with the
-// contract's streams, the ledger, the opt-out list, the event publisher, the
-// callback receiver behind a real http.Server on a loopback port, the resolver,
-// the reconciler and the worker.
+// stack is a jetsms process built by internal/app, as cmd/jetsms builds it, with
+// the simulator as the gateway over real HTTP: NATS (brokertest's embedded server,
+// which a test may stop and start again), the contract's streams, the ledger,
+// the opt-out list, the callback receiver behind a real http.Server on a loopback
+// port (with the tap in front), the resolver, the reconciler, the campaign gate
+// and tracker, and the worker.
 type stack struct {
+	app      *app.App
 	env      *brokertest.Env
 	names    subjects.Names
 	ledger   *ledger.Ledger
@@ -100,8 +95,7 @@ type stack struct {
 	worker   *worker.Worker
 	status   *eventLog
 	inbound  *brokertest.Watcher
-	// With options.campaigns: the campaign bucket, the worker's gate and the
-	// tracker.
+	// The campaign bucket, the worker's gate and the tracker.
 	campaigns *campaign.Store
 	gate      *campaign.Gate
 	tracker   *campaign.Tracker
@@ -112,53 +106,20 @@ type stack struct {
 
 func setup(t *testing.T, opt options) *stack {
 	t.Helper()
-	ctx := context.Background()
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	dir := opt.storeDir
 	if dir == "" {
 		dir = t.TempDir()
 	}
 	env := brokertest.Start(t, dir)
-	cfg := config.Default()
-	s := &stack{env: env, names: env.Names, sent: map[string][]gwsim.Message{}}
-
-	// The job ledger and the opt-out list, as serve.go opens them.
-	var err error
-	if opt.reconcileAfter > 0 {
-		cfg.Callbacks.ReconcileAfter = opt.reconcileAfter
-	}
-	s.ledger, err = ledger.Open(ctx, env.JS, ledger.Config{Bucket: env.Names.LedgerBucket(), Retention: cfg.Ledger.Retention,
-		HoldAfterSchedule: cfg.Callbacks.ReconcileAfter})
-	require.NoError(t, err)
-	s.optOuts, err = optout.Open(ctx, env.JS, optout.Config{Bucket: env.Names.OptOutBucket()})
-	require.NoError(t, err)
-	pub := events.New(env.JS, env.Names)
+	s := &stack{env: env, names: env.Names, sent: map[string][]gwsim.Message{}, tap: newTap()}
 	s.status = watchEvents(t, env.JS, env.Names.StatusStream())
 	s.inbound = brokertest.Watch(t, env.JS, env.Names.InboundStream())
 
-	// The callback receiver, behind the tap, served by dlr.NewServer on a loopback
-	// port, mounted on the routes of the contract.
-	s.receiver, err = dlr.New(dlr.Config{Username: callbackUser, Password: callbackPass, PublishTimeout: opt.publishTimeout},
-		env.JS, env.Names, log)
-	require.NoError(t, err)
-	s.tap = newTap(s.receiver)
-	mux := http.NewServeMux()
-	mux.Handle(dlr.PathDLR, s.tap)
-	mux.Handle(dlr.PathMO, s.tap)
+	// The callback listener, bound first so the simulator knows where to send
+	// receipts and MOs.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	srv, err := dlr.NewServer(dlr.ServerConfig{Addr: ln.Addr().String()}, mux, log)
-	require.NoError(t, err)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, srv.Shutdown(sctx))
-		require.ErrorIs(t, <-served, http.ErrServerClosed)
-	})
-
-	// The simulator as the gateway, sending its receipts and MOs to the receiver.
 	pass := callbackPass
 	if opt.simCallbackPass != "" {
 		pass = opt.simCallbackPass
@@ -187,82 +148,48 @@ func setup(t *testing.T, opt options) *stack {
 	t.Cleanup(gw.Close)
 	s.gwURL = gw.URL
 	t.Cleanup(s.sim.Close) // first: ends held requests and stops the callbacks
-	sender, err := dispatcher.NewRESTv2(dispatcher.Config{URL: gw.URL + gwsim.BasePath, Timeout: 10 * time.Second, MaxConns: concurrency})
-	require.NoError(t, err)
-	t.Cleanup(sender.Close)
 
-	// The resolver and the reconciler.
-	s.resolver, err = resolve.New(resolve.Config{
-		Names: env.Names, Ledger: s.ledger, OptOuts: s.optOuts, Publisher: pub,
-		ResolveWithin: cfg.Callbacks.ResolveWithin, RetryDelay: 20 * time.Millisecond,
-	}, env.JS, log)
-	require.NoError(t, err)
-	require.NoError(t, s.resolver.Start(ctx))
-	t.Cleanup(func() { stop(t, s.resolver.Stop) })
-	rec, err := resolve.NewReconciler(resolve.ReconcilerConfig{
-		Names: env.Names, Ledger: s.ledger, Publisher: pub, Gateway: sender, After: cfg.Callbacks.ReconcileAfter,
-	}, env.JS, log)
-	require.NoError(t, err)
-	require.NoError(t, rec.Start(ctx))
-	t.Cleanup(func() { stop(t, rec.Stop) })
-	s.recon = rec
-
-	// Campaigns, as serve.go wires them: the gate, then the tracker sharing it.
-	// Cleanups run last first, so they stop after the worker: tracker, then gate.
-	var gate worker.CampaignStates
-	if opt.campaigns {
-		s.campaigns, err = campaign.Open(ctx, env.JS, campaign.StoreConfig{Bucket: env.Names.CampaignBucket()})
-		require.NoError(t, err)
-		s.gate, err = campaign.NewGate(s.campaigns, log)
-		require.NoError(t, err)
-		require.NoError(t, s.gate.Start(ctx))
-		t.Cleanup(func() { stop(t, s.gate.Stop) })
-		s.tracker, err = campaign.NewTracker(campaign.TrackerConfig{Names: env.Names, Store: s.campaigns, Gate: s.gate}, env.JS, log)
-		require.NoError(t, err)
-		require.NoError(t, s.tracker.Start(ctx))
-		t.Cleanup(func() { stop(t, s.tracker.Stop) })
-		gate = s.gate
+	// The process, with the configuration's defaults (lanes, lane options: bulk is
+	// marketing), the callback credentials, and what a test must change: the
+	// gateway, a limiter (unlimited, so that thousands of jobs fit in a test,
+	// unless the test paces it), the tap, and short retry delays.
+	cfg := config.Default()
+	cfg.NATS.URL = env.URL
+	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.Callbacks.Username, cfg.Callbacks.Password = callbackUser, callbackPass
+	cfg.Worker.Concurrency, cfg.Worker.ConcurrencyMin = concurrency, concurrency
+	if opt.reconcileAfter > 0 {
+		cfg.Callbacks.ReconcileAfter = opt.reconcileAfter
 	}
-
-	// The worker, with the configuration's default lanes and lane options (bulk
-	// is marketing), unlimited in rate so that thousands of jobs fit in a test
-	// unless the test paces it.
 	lim := opt.limiter
 	if lim == nil {
 		lim, err = ratelimit.New(ratelimit.Config{PerSecond: math.Inf(1), Burst: 1})
 		require.NoError(t, err)
 	}
-	var send worker.Sender = sender
+	o := app.Options{
+		Logger: log, CallbackListener: ln, GatewayURL: gw.URL + gwsim.BasePath, Limiter: lim,
+		WrapCallbacks: func(h http.Handler) http.Handler {
+			s.tap.next = h
+			return s.tap
+		},
+		CallbackPublishTimeout: opt.publishTimeout,
+		ResolveRetryDelay:      20 * time.Millisecond,
+		ReleaseDelayMin:        200 * time.Millisecond,
+	}
 	if opt.wrapSender != nil {
-		send = opt.wrapSender(sender, s)
+		o.WrapGateway = func(next worker.Sender) worker.Sender { return opt.wrapSender(next, s) }
 	}
-	wcfg := worker.Config{
-		Names: env.Names, Lanes: cfg.Lanes, LaneOptions: laneOptions(cfg),
-		Concurrency: concurrency, ConcurrencyMin: concurrency, MaxSegments: cfg.Jobs.MaxSegments,
-		Ledger: s.ledger, OptOuts: s.optOuts, ReleaseDelayMin: 200 * time.Millisecond,
-		Campaigns: gate,
-	}
-	if opt.worker != nil {
-		opt.worker(&wcfg)
-	}
-	w, err := worker.New(wcfg, env.JS, send, lim, pub, log)
+	o.WorkerConfig = opt.worker
+	s.app, err = app.New(cfg, app.RoleWorker, o)
 	require.NoError(t, err)
-	require.NoError(t, w.Start(ctx))
-	t.Cleanup(func() { stop(t, w.Stop) })
-	s.worker = w
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, s.app.Start(ctx))
+	t.Cleanup(func() { stop(t, s.app.Stop) })
+	s.ledger, s.optOuts, s.receiver, s.resolver = s.app.Ledger(), s.app.OptOuts(), s.app.Receiver(), s.app.Resolver()
+	s.campaigns, s.gate, s.tracker = s.app.Campaigns(), s.app.Gate(), s.app.Tracker()
+	s.recon, s.worker = s.app.Reconciler(), s.app.Worker()
 	return s
-}
-
-// laneOptions is serve.go's translation of the configured lane options.
-func laneOptions(cfg config.Config) map[string]worker.LaneOptions {
-	out := make(map[string]worker.LaneOptions, len(cfg.Lanes))
-	for _, l := range cfg.LaneConfigs() {
-		out[l.Name] = worker.LaneOptions{
-			Marketing: l.Marketing, Ambiguous: l.Ambiguous, HoldFor: l.HoldFor, HoldThen: l.HoldThen, MaxAge: l.MaxAge,
-			MinShare: l.MinShare,
-		}
-	}
-	return out
 }
 
 func stop(t *testing.T, fn func(context.Context) error) {
@@ -530,8 +457,9 @@ type tap struct {
 	held      int                 // DLR requests that waited at the gate
 }
 
-func newTap(next http.Handler) *tap {
-	tp := &tap{next: next, stored: map[string][]string{}, answers: map[int]int{}, moAnswers: map[int]int{}}
+// newTap is a tap whose next handler is set before it serves.
+func newTap() *tap {
+	tp := &tap{stored: map[string][]string{}, answers: map[int]int{}, moAnswers: map[int]int{}}
 	tp.init()
 	return tp
 }
