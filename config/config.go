@@ -26,14 +26,14 @@ import (
 // default is empty or zero has no constant. The lanes' default is returned by
 // LanesDefault, and nats.embedded.sync defaults to Sync{Always: true}.
 const (
-	StoreDirDefault          = "./data"
-	NATSListenDefault        = "127.0.0.1:4222"
-	PrefixDefault            = subjects.PrefixDefault
-	ReplicasDefault          = 1
-	JobsMaxBytesDefault      = broker.JobsMaxBytesDefault
-	MaxAgeDefault            = broker.MaxAgeDefault
-	MaxSegmentsDefault       = job.MaxSegmentsDefault
-	GatewayURLDefault        = "https://api.modicagroup.com/rest/sms/v2"
+	StoreDirDefault     = "./data"
+	NATSListenDefault   = "127.0.0.1:4222"
+	PrefixDefault       = subjects.PrefixDefault
+	ReplicasDefault     = 1
+	JobsMaxBytesDefault = broker.JobsMaxBytesDefault
+	MaxAgeDefault       = broker.MaxAgeDefault
+	MaxSegmentsDefault  = job.MaxSegmentsDefault
+	GatewayURLDefault   = "https://api.modicagroup.com/rest/sms/v2"
 	// GatewayURLV1Default is gateway.url's default when gateway.api is v1.
 	GatewayURLV1Default      = "https://api.modicagroup.com/rest/gateway"
 	GatewayAPIDefault        = APIv2
