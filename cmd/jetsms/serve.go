@@ -316,11 +316,12 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 
 	// The worker: started last, stopped first.
 	var w *worker.Worker
+	var limiter *ratelimit.Adaptive // issue 17: the console shows its rate
 	if r == roleWorker {
 		// The account's rate: adaptive (cut on 429/503, climbing back), and
 		// divided among the replicas that announce themselves in the replicas
 		// bucket. The share stops after the worker, handing its part back.
-		limiter, err := ratelimit.NewAdaptive(ratelimit.AdaptiveConfig{
+		limiter, err = ratelimit.NewAdaptive(ratelimit.AdaptiveConfig{
 			PerSecond: cfg.Rate.PerSecond, Burst: cfg.Rate.Burst,
 			OnChange: func(c ratelimit.Change) {
 				log.Info("rate changed", zap.String("reason", string(c.Reason)), zap.Float64("per_second", c.PerSecond),
@@ -372,6 +373,19 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 		}
 		adm.ReadyUnless(admin.ReasonCircuitOpen, func() bool { open, _ := w.CircuitOpen(); return open }) // issue 12
 	}
+	// Issue 17: the operators' console on the admin listener, behind credentials
+	// always: admin.username/password, else ones generated in the data directory.
+	// It stops (deferred last, so first) before the admin listener, ending its
+	// live event streams so the listener's shutdown does not wait for them.
+	con, err := startConsole(setupCtx, cfg, consoleParts{
+		names: names, nc: nc, js: js, ledger: led, optOuts: optOuts, campaigns: campaigns, backlog: backlog,
+		worker: w, limiter: limiter, gateway: sender,
+	}, adm, log)
+	if err != nil {
+		return err
+	}
+	defer stopWithin(log, "console", con.Stop)
+
 	cancelSetup()
 	adm.SetReady(true)
 	log.Info("jetsms running", zap.String("version", versionString()), zap.String("nats", natsURL),
