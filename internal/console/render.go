@@ -172,6 +172,9 @@ func thousands(n any) string {
 	return b.String()
 }
 
+// chartMin is the fewest buckets a chart spans: five minutes.
+const chartMin = 30
+
 // line is one series of a chart.
 type line struct {
 	Name   string
@@ -182,6 +185,26 @@ type line struct {
 // chart draws lines as an inline SVG of width×height, with the largest value as
 // its scale. Only numbers reach the markup.
 func chart(lines []line, width, height int, unit string) template.HTML {
+	// A fresh process has no history: the chart starts at its first event (at
+	// least chartMin buckets back) instead of an hour of zeros.
+	first := -1
+	for _, l := range lines {
+		for i, v := range l.Values {
+			if v != 0 && (first < 0 || i < first) {
+				first = i
+			}
+		}
+	}
+	from := 0
+	if n := len(lines[0].Values); first >= 0 {
+		from = max(min(first-2, n-chartMin), 0)
+	} else {
+		from = max(n-chartMin, 0)
+	}
+	for i := range lines {
+		lines[i].Values = lines[i].Values[from:]
+	}
+	span := time.Duration(len(lines[0].Values)) * Bucket
 	peak := 0.0
 	n := 0
 	for _, l := range lines {
@@ -200,7 +223,7 @@ func chart(lines []line, width, height int, unit string) template.HTML {
 		fmt.Fprintf(&b, `<line class="grid" x1="%d" y1="%.1f" x2="%d" y2="%.1f"/>`, padL, y, width-4, y)
 		fmt.Fprintf(&b, `<text class="axis" x="%d" y="%.1f" text-anchor="end">%s</text>`, padL-4, y+4, template.HTMLEscapeString(short(top*float64(i)/4)))
 	}
-	fmt.Fprintf(&b, `<text class="axis" x="%d" y="%d">−1h</text><text class="axis" x="%d" y="%d" text-anchor="end">now</text>`, padL, height-2, width-4, height-2)
+	fmt.Fprintf(&b, `<text class="axis" x="%d" y="%d">−%s</text><text class="axis" x="%d" y="%d" text-anchor="end">now</text>`, padL, height-2, template.HTMLEscapeString(ago(span)), width-4, height-2)
 	fmt.Fprintf(&b, `<text class="axis unit" x="%d" y="12">%s</text>`, padL+4, template.HTMLEscapeString(unit))
 	for _, l := range lines {
 		if len(l.Values) == 0 {
