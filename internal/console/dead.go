@@ -20,6 +20,10 @@ import (
 // Reasons are the dead-letter reasons a filter offers (docs/contract.md).
 var Reasons = []string{"invalid_job", "gateway_rejected", "retries_exhausted", "unknown_lane", "expired", "outcome_unknown"}
 
+// scanMax bounds the dead letters one page reads looking for its rows; the
+// "next page" link carries on from there.
+const scanMax = 5000
+
 // letterView is one dead letter as a page shows it.
 type letterView struct {
 	Seq     uint64
@@ -92,6 +96,7 @@ func (c *Console) deadList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.Limit = c.cfg.PageSize
+	f.Scan = scanMax
 	ctx, cancel := context.WithTimeout(r.Context(), c.cfg.Timeout)
 	defer cancel()
 	d := deadData{Reasons: Reasons, Lanes: c.cfg.Lanes, Reason: f.Reason, Lane: lane, From: f.From}

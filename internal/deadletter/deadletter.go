@@ -33,6 +33,9 @@ type Filter struct {
 	From uint64
 	// Seqs, when set, selects only these sequences.
 	Seqs map[uint64]bool
+	// Scan bounds the letters read, matching or not (0: no bound), so that a
+	// page of a selective filter over a long stream stays quick.
+	Scan int
 }
 
 // Match reports whether m passes the filter's reason, job and sequences.
@@ -44,8 +47,8 @@ func (f Filter) Match(m *jetstream.RawStreamMsg) bool {
 
 // Read returns the stored dead letters on subject (names.DeadAll() or
 // names.Dead(lane)) that f selects, oldest first, reading the stream once up to
-// its current end. next is the sequence after the last letter read when the
-// limit cut the reading short, else 0.
+// its current end. next is the sequence to read from when the limit or the scan
+// bound cut the reading short, else 0.
 func Read(ctx context.Context, stream jetstream.Stream, subject string, f Filter) (letters []*jetstream.RawStreamMsg, next uint64, err error) {
 	info, err := stream.Info(ctx)
 	if err != nil {
@@ -53,7 +56,11 @@ func Read(ctx context.Context, stream jetstream.Stream, subject string, f Filter
 	}
 	last := info.State.LastSeq
 	seq := max(info.State.FirstSeq, f.From)
-	for seq <= last && seq > 0 {
+	for scanned := 0; seq <= last && seq > 0; scanned++ {
+		if f.Scan > 0 && scanned >= f.Scan {
+			next = seq
+			break
+		}
 		m, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
 		if err != nil {
 			if IsNoMessage(err) {
