@@ -36,16 +36,20 @@ type consoleParts struct {
 	gateway   console.Gateway
 }
 
-// startConsole serves the console on the admin listener under console.Path. Its
-// credentials are admin.username and admin.password when set, else the user
-// console.GeneratedUser with a password generated on first start in
-// nats.embedded.store_dir (mode 0600, reused), as the embedded server's is.
-func startConsole(ctx context.Context, cfg config.Config, p consoleParts, adm *admin.Server, log *zap.Logger) (*console.Console, error) {
+// startConsole serves the console on the admin listener under console.Path and
+// returns the function that stops it. Its credentials are admin.username and
+// admin.password when set, else the user console.GeneratedUser with a password
+// generated on first start in nats.embedded.store_dir (mode 0600, reused), as the
+// embedded server's is. When that password cannot be kept (a read-only data
+// directory) the process runs without the console and says so.
+func startConsole(ctx context.Context, cfg config.Config, p consoleParts, adm *admin.Server, log *zap.Logger) (func(context.Context) error, error) {
 	user, password, passwordFile := cfg.Admin.Username, cfg.Admin.Password, ""
 	if user == "" {
 		pw, err := broker.LoadOrCreatePassword(cfg.NATS.Embedded.StoreDir, console.PasswordFile)
 		if err != nil {
-			return nil, err
+			log.Warn("console not served: it needs admin.username and admin.password, or a password it keeps in nats.embedded.store_dir",
+				zap.Error(err))
+			return func(context.Context) error { return nil }, nil
 		}
 		user, password = console.GeneratedUser, pw
 		passwordFile = filepath.Join(cfg.NATS.Embedded.StoreDir, console.PasswordFile)
@@ -80,5 +84,5 @@ func startConsole(ctx context.Context, cfg config.Config, p consoleParts, adm *a
 		fields = append(fields, zap.String("password", "admin.password"))
 	}
 	log.Info("console", fields...)
-	return con, nil
+	return con.Stop, nil
 }

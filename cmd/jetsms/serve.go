@@ -377,14 +377,14 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 	// always: admin.username/password, else ones generated in the data directory.
 	// It stops (deferred last, so first) before the admin listener, ending its
 	// live event streams so the listener's shutdown does not wait for them.
-	con, err := startConsole(setupCtx, cfg, consoleParts{
+	stopConsole, err := startConsole(setupCtx, cfg, consoleParts{
 		names: names, nc: nc, js: js, ledger: led, optOuts: optOuts, campaigns: campaigns, backlog: backlog,
 		worker: w, limiter: limiter, gateway: sender,
 	}, adm, log)
 	if err != nil {
 		return err
 	}
-	defer stopWithin(log, "console", con.Stop)
+	defer stopWithin(log, "console", stopConsole)
 
 	cancelSetup()
 	adm.SetReady(true)
