@@ -261,6 +261,8 @@ func TestDeadLettersReplayAfterDryRun(t *testing.T) {
 	code, body := b.get(t, console.Path+"dead")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, body, `id="deadtotal">4<`)
+	require.Regexp(t, `(?s)id="byreason".*retries_exhausted</a></td><td class="n">0</td><td class="n">3</td><td class="n">0</td><td class="n">3</td>`, body)
+	require.Regexp(t, `(?s)id="byreason".*gateway_rejected</a></td><td class="n">0</td><td class="n">1</td><td class="n">0</td><td class="n">1</td>`, body)
 	require.Contains(t, body, `\x1b[31m`) // escaped, not raw
 	require.NotContains(t, body, "\x1b")
 	require.Contains(t, body, `id="nextpage"`) // page size 3

@@ -24,6 +24,9 @@ var Reasons = []string{"invalid_job", "gateway_rejected", "retries_exhausted", "
 // "next page" link carries on from there.
 const scanMax = 5000
 
+// countMax bounds the letters counted by reason and lane on the dead-letter page.
+const countMax = 50000
+
 // letterView is one dead letter as a page shows it.
 type letterView struct {
 	Seq     uint64
@@ -40,17 +43,27 @@ type laneCount struct {
 	Count uint64
 }
 
+// reasonRow is one reason's dead letters per lane.
+type reasonRow struct {
+	Reason string
+	Lanes  []int
+	Total  int
+}
+
 type deadData struct {
-	Letters []letterView
-	ByLane  []laneCount
-	Total   uint64
-	Reasons []string
-	Lanes   []string
-	Reason  string
-	Lane    string
-	From    uint64
-	Next    uint64
-	Query   string
+	ByReason []reasonRow
+	Counted  int
+	Complete bool
+	Letters  []letterView
+	ByLane   []laneCount
+	Total    uint64
+	Reasons  []string
+	Lanes    []string
+	Reason   string
+	Lane     string
+	From     uint64
+	Next     uint64
+	Query    string
 }
 
 // deadFilter reads the page's filter: reason, lane and the sequence to start at.
@@ -117,6 +130,26 @@ func (c *Console) deadList(w http.ResponseWriter, r *http.Request) {
 		}
 		slices.SortFunc(d.ByLane, func(a, b laneCount) int { return strings.Compare(a.Lane, b.Lane) })
 	}
+	// By reason and lane: the letters' headers read once, up to countMax.
+	counts, err := deadletter.Count(ctx, c.cfg.JS, c.cfg.Names.DeadStream(), c.cfg.Names.DeadAll(), countMax, func(s string) string {
+		l, _, _ := c.cfg.Names.ParseSend(s)
+		return l
+	})
+	if err != nil {
+		p.Error = err.Error()
+	}
+	d.Counted, d.Complete = counts.Read, counts.Complete
+	for reason, lanes := range counts.ByReason {
+		row := reasonRow{Reason: clean(reason)}
+		for _, l := range c.cfg.Lanes {
+			row.Lanes = append(row.Lanes, lanes[l])
+		}
+		for _, n := range lanes {
+			row.Total += n
+		}
+		d.ByReason = append(d.ByReason, row)
+	}
+	slices.SortFunc(d.ByReason, func(a, b reasonRow) int { return b.Total - a.Total })
 	letters, next, err := deadletter.Read(ctx, stream, subject, f)
 	if err != nil {
 		p.Error = err.Error()

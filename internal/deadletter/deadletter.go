@@ -123,3 +123,68 @@ func Replay(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream
 	}
 	return nil
 }
+
+// Counts are dead letters counted by reason and lane.
+type Counts struct {
+	// ByReason maps reason to lane to count.
+	ByReason map[string]map[string]int
+	// Read is how many letters were counted; Complete says they were all of them.
+	Read     int
+	Complete bool
+}
+
+// Count counts the stored dead letters on subject by reason and lane, reading at
+// most limit of them, oldest first, as one stream of headers (an ordered consumer
+// with HeadersOnly), so the bodies never travel. lane maps a letter's original
+// subject to its lane.
+func Count(ctx context.Context, js jetstream.JetStream, streamName, subject string, limit int, lane func(subject string) string) (Counts, error) {
+	c := Counts{ByReason: make(map[string]map[string]int)}
+	stream, err := js.Stream(ctx, streamName)
+	if err != nil {
+		return c, fmt.Errorf("dead-letter stream: %w", err)
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return c, fmt.Errorf("dead-letter stream: %w", err)
+	}
+	var total uint64
+	for _, n := range info.State.Subjects {
+		total += n
+	}
+	if total == 0 {
+		c.Complete = true
+		return c, nil
+	}
+	cons, err := js.OrderedConsumer(ctx, streamName, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject}, HeadersOnly: true, InactiveThreshold: 10 * time.Second,
+	})
+	if err != nil {
+		return c, fmt.Errorf("count dead letters: %w", err)
+	}
+	want := min(total, uint64(max(limit, 0)))
+	for uint64(c.Read) < want {
+		batch, err := cons.Fetch(int(min(want-uint64(c.Read), 1000)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return c, fmt.Errorf("count dead letters: %w", err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			c.Read++
+			reason := m.Headers().Get(events.HeaderReason)
+			l := lane(m.Headers().Get(events.HeaderSubject))
+			if c.ByReason[reason] == nil {
+				c.ByReason[reason] = make(map[string]int)
+			}
+			c.ByReason[reason][l]++
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return c, fmt.Errorf("count dead letters: %w", err)
+		}
+		if got == 0 {
+			break
+		}
+	}
+	c.Complete = uint64(c.Read) >= total
+	return c, nil
+}

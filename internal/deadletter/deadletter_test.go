@@ -45,6 +45,18 @@ func TestReadPagesAndReplayOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint64(3), next)
 
+	// Counted by reason and lane from the headers, whole or bounded.
+	lane := func(subject string) string { l, _, _ := env.Names.ParseSend(subject); return l }
+	counts, err := deadletter.Count(ctx, env.JS, env.Names.DeadStream(), env.Names.DeadAll(), 100, lane)
+	require.NoError(t, err)
+	require.True(t, counts.Complete)
+	require.Equal(t, 6, counts.Read)
+	require.Equal(t, map[string]map[string]int{"retries_exhausted": {"default": 4}, "expired": {"default": 2}}, counts.ByReason)
+	counts, err = deadletter.Count(ctx, env.JS, env.Names.DeadStream(), env.Names.DeadAll(), 4, lane)
+	require.NoError(t, err)
+	require.False(t, counts.Complete)
+	require.Equal(t, 4, counts.Read)
+
 	// Replayed twice from the same reading: one job stored, the letter gone.
 	sel, _, err := deadletter.Read(ctx, stream, env.Names.Dead("default"), deadletter.Filter{Seqs: map[uint64]bool{4: true}})
 	require.NoError(t, err)
