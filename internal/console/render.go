@@ -73,6 +73,7 @@ func (c *Console) parsePages() (map[string]*template.Template, error) {
 		"masked": listText,
 		"ago":    ago,
 		"when":   func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+		"whenms": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000Z") },
 		"num":    thousands,
 		"pct": func(a, b int) string {
 			if b <= 0 {
