@@ -192,9 +192,7 @@ func (c *Console) deadReplay(w http.ResponseWriter, r *http.Request) {
 	f.Seqs = make(map[uint64]bool)
 	var raw []string
 	raw = append(raw, r.PostForm["seq"]...)
-	for _, s := range strings.Fields(r.PostForm.Get("seqs")) {
-		raw = append(raw, s)
-	}
+	raw = append(raw, strings.Fields(r.PostForm.Get("seqs"))...)
 	for _, s := range raw {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil || n == 0 {
