@@ -140,7 +140,7 @@ func (c *Console) campaignAction(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no campaign "+strconv.Quote(name), http.StatusNotFound)
 		return
 	case errors.Is(err, campaign.ErrState):
-		http.Redirect(w, r, Path+"campaigns/"+url.PathEscape(name)+"?error="+url.QueryEscape(err.Error()), http.StatusSeeOther)
+		c.redirect(w, r, Path+"campaigns/"+url.PathEscape(name), "", err.Error())
 		return
 	case err != nil:
 		http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -156,5 +156,5 @@ func (c *Console) campaignAction(w http.ResponseWriter, r *http.Request) {
 			flash = "cancelled: its " + thousands(rec.Pending()) + " unsent jobs end cancelled as workers take them"
 		}
 	}
-	http.Redirect(w, r, Path+"campaigns/"+url.PathEscape(name)+"?flash="+url.QueryEscape(flash), http.StatusSeeOther)
+	c.redirect(w, r, Path+"campaigns/"+url.PathEscape(name), flash, "")
 }

@@ -229,6 +229,12 @@ func TestCampaignPauseResumeCancel(t *testing.T) {
 	rec, _, err := b.campaigns.Get(t.Context(), "spring")
 	require.NoError(t, err)
 	require.Equal(t, campaign.StatePaused, rec.State)
+	// The outcome is shown once, and a link cannot put words on the page.
+	code, body = b.get(t, console.Path+"campaigns/spring?flash=call+0800+SCAM&error=x")
+	require.Equal(t, http.StatusOK, code)
+	require.NotContains(t, body, "SCAM")
+	require.NotContains(t, body, `id="flash"`)
+	require.NotContains(t, body, `id="error"`)
 
 	code, _ = b.post(t, console.Path+"campaigns/spring/resume", url.Values{"csrf": {tok}})
 	require.Equal(t, http.StatusOK, code)

@@ -202,7 +202,7 @@ func (c *Console) deadReplay(w http.ResponseWriter, r *http.Request) {
 		f.Seqs[n] = true
 	}
 	if len(f.Seqs) == 0 {
-		http.Redirect(w, r, Path+"dead?error="+url.QueryEscape("select at least one dead letter to replay"), http.StatusSeeOther)
+		c.redirect(w, r, Path+"dead", "", "select at least one dead letter to replay")
 		return
 	}
 	if len(f.Seqs) > c.cfg.PageSize {
@@ -258,5 +258,5 @@ func (c *Console) deadReplay(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, "replay", p)
 		return
 	}
-	http.Redirect(w, r, Path+"dead?flash="+url.QueryEscape(strconv.Itoa(replayed)+" dead letters replayed"), http.StatusSeeOther)
+	c.redirect(w, r, Path+"dead", strconv.Itoa(replayed)+" dead letters replayed", "")
 }

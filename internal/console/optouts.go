@@ -57,7 +57,7 @@ func (c *Console) optOutAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		http.Redirect(w, r, Path+"optouts?error="+url.QueryEscape(c.text(err.Error())), http.StatusSeeOther)
+		c.redirect(w, r, Path+"optouts", "", c.text(err.Error()))
 		return
 	}
 	c.log.Info("opt-out list changed from the console", zap.String("action", action))
@@ -65,9 +65,9 @@ func (c *Console) optOutAction(w http.ResponseWriter, r *http.Request) {
 	if action == "remove" {
 		done = "removed from the opt-out list"
 	}
-	back := Path + "optouts?flash=" + url.QueryEscape(done)
+	back := Path + "optouts"
 	if !c.cfg.Redact {
-		back += "&number=" + url.QueryEscape(number)
+		back += "?number=" + url.QueryEscape(number)
 	}
-	http.Redirect(w, r, back, http.StatusSeeOther)
+	c.redirect(w, r, back, done, "")
 }

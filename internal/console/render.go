@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"math"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -113,11 +114,19 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, name string, p 
 	p.CSRF = c.token(w, r)
 	p.Version = c.cfg.Version
 	p.Redact = c.cfg.Redact
-	if p.Flash == "" {
-		p.Flash = clean(r.URL.Query().Get("flash"))
-	}
-	if p.Error == "" {
-		p.Error = clean(r.URL.Query().Get("error"))
+	// An action's outcome comes in a one-time cookie set by redirect, never from
+	// the URL, so a link cannot put words on a console page.
+	if ck, err := r.Cookie(flashCookie); err == nil {
+		http.SetCookie(w, &http.Cookie{Name: flashCookie, Path: Path, MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+		if v, err := url.QueryUnescape(ck.Value); err == nil {
+			kind, text, _ := strings.Cut(v, ":")
+			switch {
+			case kind == "error" && p.Error == "":
+				p.Error = clean(text)
+			case kind == "flash" && p.Flash == "":
+				p.Flash = clean(text)
+			}
+		}
 	}
 	var buf bytes.Buffer
 	if err := c.pages[name].Execute(&buf, p); err != nil {
@@ -127,6 +136,24 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, name string, p 
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_, _ = buf.WriteTo(w)
+}
+
+// flashCookie carries an action's outcome to the page it redirects to.
+const flashCookie = "jetsms_console_flash"
+
+// redirect sends the browser to path after an action, with its outcome (flash,
+// or errText when it failed) for that page to show once.
+func (c *Console) redirect(w http.ResponseWriter, r *http.Request, path, flash, errText string) {
+	v := "flash:" + flash
+	if errText != "" {
+		v = "error:" + errText
+	}
+	if len(v) > 1000 {
+		v = v[:1000]
+	}
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: url.QueryEscape(v), Path: Path, MaxAge: 60, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	http.Redirect(w, r, path, http.StatusSeeOther)
 }
 
 // ago is a duration as people read it: 3s, 4m10s, 2h5m, 3d4h.

@@ -19,7 +19,7 @@
       var a = document.activeElement;
       if (a && (a.tagName === "INPUT" || a.tagName === "SELECT")) { return; }
       if (document.querySelector("input[type=checkbox]:checked")) { return; }
-      window.location.replace(window.location.pathname + window.location.search.replace(/([?&])(flash|error)=[^&]*/g, "$1"));
+      window.location.reload();
     }, every * 1000);
   }
   var state = document.getElementById("livestate");
