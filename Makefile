@@ -21,9 +21,13 @@ run:
 # target briefly.
 # The cluster tests measure rates at the gateway, so they run on their own, after
 # the rest (the fault suite alone keeps both cores busy).
+# The console's browser tests (test/browser) need Chromium; without one they skip,
+# and the line below says so.
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/test/cluster$$')
+	@[ -n "$$CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || \
+		echo "SKIPPED: the console browser tests (test/browser): no Chromium found; apt-get install chromium, or set CHROMIUM=/path/to/chrome"
 	$(GO) test -race -count=1 ./test/cluster
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 

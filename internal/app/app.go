@@ -23,6 +23,7 @@ import (
 	"github.com/jetsms/jetsms/internal/admin"
 	"github.com/jetsms/jetsms/internal/broker"
 	"github.com/jetsms/jetsms/internal/campaign"
+	"github.com/jetsms/jetsms/internal/console"
 	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/internal/ledger"
 	"github.com/jetsms/jetsms/internal/metrics"
@@ -144,6 +145,8 @@ type App struct {
 	limiter     worker.Limiter
 	share       *ratelimit.Share
 	worker      *worker.Worker
+	backlog     *metrics.BacklogCollector
+	console     *console.Console
 	httpSrv     *http.Server
 	httpDone    chan struct{}
 	handlers    handlerGate
@@ -212,6 +215,10 @@ func New(cfg config.Config, role Role, opt Options) (*App, error) {
 		// The worker starts last of the consumers and stops first, within the
 		// grace period; the parts above outlive its jobs in flight.
 		{name: "worker", start: a.startWorker, stop: a.stopWorker, grace: true},
+		// The operators' console on the admin listener reads the worker and the
+		// rate, so it starts after them; it stops before them, ending its live
+		// event streams.
+		{name: "console", start: a.startConsole, stop: a.stopConsole},
 		// The HTTP server stops before the worker: it answers the callbacks in
 		// hand, each stored before its 200, and takes no more, so the resolver,
 		// which stops later, sees every callback it stored.

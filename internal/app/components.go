@@ -91,11 +91,10 @@ func (a *App) startConnection(ctx context.Context) error {
 		return err
 	}
 	a.pub = events.New(a.js, a.names)
-	backlog, err := metrics.NewBacklogCollector(a.js, a.names, a.cfg.Lanes)
-	if err != nil {
+	if a.backlog, err = metrics.NewBacklogCollector(a.js, a.names, a.cfg.Lanes); err != nil {
 		return err
 	}
-	return a.m.Register(backlog)
+	return a.m.Register(a.backlog)
 }
 
 func (a *App) stopConnection(context.Context) error {

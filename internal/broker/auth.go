@@ -44,26 +44,50 @@ func PasswordPath(storeDir string) string { return filepath.Join(storeDir, Passw
 // starting at once agree: the file appears whole or not at all, and the first
 // one written wins.
 func LoadOrCreateCredentials(storeDir string) (Credentials, error) {
-	creds, found, err := ReadCredentials(storeDir)
-	if err != nil || found {
-		return creds, err
+	password, err := LoadOrCreatePassword(storeDir, PasswordFile)
+	if err != nil {
+		return Credentials{}, fmt.Errorf("embedded nats: %w", err)
 	}
-	if err := os.MkdirAll(storeDir, 0o750); err != nil {
-		return Credentials{}, fmt.Errorf("embedded nats: store_dir: %w", err)
+	return Credentials{User: EmbeddedUser, Password: password}, nil
+}
+
+// ReadCredentials reads the embedded server's credentials from storeDir. found
+// is false when there is no password file. A file that others than its owner may
+// read or write is refused, as ssh refuses a private key.
+func ReadCredentials(storeDir string) (creds Credentials, found bool, err error) {
+	password, found, err := ReadPassword(storeDir, PasswordFile)
+	if err != nil || !found {
+		return Credentials{}, found, err
+	}
+	return Credentials{User: EmbeddedUser, Password: password}, true, nil
+}
+
+// LoadOrCreatePassword returns the password kept in the file name of dir,
+// generating it (32 random bytes as unpadded URL-safe base64, mode 0600) on first
+// use. Two processes starting at once agree: the file appears whole or not at
+// all, and the first one written wins. The embedded server's password and the
+// console's generated admin password are both kept this way.
+func LoadOrCreatePassword(dir, name string) (secret.Secret, error) {
+	password, found, err := ReadPassword(dir, name)
+	if err != nil || found {
+		return password, err
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", fmt.Errorf("store_dir: %w", err)
 	}
 	raw := make([]byte, passwordBytes)
 	if _, err := rand.Read(raw); err != nil {
-		return Credentials{}, fmt.Errorf("embedded nats: generate password: %w", err)
+		return "", fmt.Errorf("generate %s: %w", name, err)
 	}
-	password := base64.RawURLEncoding.EncodeToString(raw)
+	generated := base64.RawURLEncoding.EncodeToString(raw)
 	// Written whole to a temporary file (created 0600), then linked into place,
 	// which fails if another process got there first.
-	tmp, err := os.CreateTemp(storeDir, "."+PasswordFile+".*")
+	tmp, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {
-		return Credentials{}, fmt.Errorf("embedded nats: write %s: %w", PasswordFile, err)
+		return "", fmt.Errorf("write %s: %w", name, err)
 	}
 	defer func() { _ = os.Remove(tmp.Name()) }()
-	_, err = tmp.WriteString(password + "\n")
+	_, err = tmp.WriteString(generated + "\n")
 	if err == nil {
 		err = tmp.Chmod(0o600)
 	}
@@ -74,42 +98,43 @@ func LoadOrCreateCredentials(storeDir string) (Credentials, error) {
 		err = cerr
 	}
 	if err != nil {
-		return Credentials{}, fmt.Errorf("embedded nats: write %s: %w", PasswordFile, err)
+		return "", fmt.Errorf("write %s: %w", name, err)
 	}
-	if err := os.Link(tmp.Name(), PasswordPath(storeDir)); err != nil && !errors.Is(err, fs.ErrExist) {
-		return Credentials{}, fmt.Errorf("embedded nats: write %s: %w", PasswordFile, err)
+	path := filepath.Join(dir, name)
+	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", fmt.Errorf("write %s: %w", name, err)
 	}
-	creds, found, err = ReadCredentials(storeDir)
+	password, found, err = ReadPassword(dir, name)
 	if err == nil && !found {
-		err = fmt.Errorf("embedded nats: %s vanished after it was written", PasswordPath(storeDir))
+		err = fmt.Errorf("%s vanished after it was written", path)
 	}
-	return creds, err
+	return password, err
 }
 
-// ReadCredentials reads the embedded server's credentials from storeDir. found
-// is false when there is no password file. A file that others than its owner may
-// read or write is refused, as ssh refuses a private key.
-func ReadCredentials(storeDir string) (creds Credentials, found bool, err error) {
-	path := PasswordPath(storeDir)
+// ReadPassword reads the password kept in the file name of dir. found is false
+// when there is no such file. A file that others than its owner may read or
+// write is refused, as ssh refuses a private key.
+func ReadPassword(dir, name string) (password secret.Secret, found bool, err error) {
+	path := filepath.Join(dir, name)
 	info, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Credentials{}, false, nil
+		return "", false, nil
 	}
 	if err != nil {
-		return Credentials{}, false, fmt.Errorf("nats credentials %s: %w", path, err)
+		return "", false, fmt.Errorf("credentials %s: %w", path, err)
 	}
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return Credentials{}, false, fmt.Errorf("nats credentials %s: mode %04o lets other users read it; chmod 600 it", path, perm)
+		return "", false, fmt.Errorf("credentials %s: mode %04o lets other users read it; chmod 600 it", path, perm)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return Credentials{}, false, fmt.Errorf("nats credentials %s: %w", path, err)
+		return "", false, fmt.Errorf("credentials %s: %w", path, err)
 	}
-	password := strings.TrimSpace(string(data))
-	if password == "" || strings.ContainsAny(password, " \t\r\n") {
-		return Credentials{}, false, fmt.Errorf("nats credentials %s: must hold one password on one line", path)
+	text := strings.TrimSpace(string(data))
+	if text == "" || strings.ContainsAny(text, " \t\r\n") {
+		return "", false, fmt.Errorf("credentials %s: must hold one password on one line", path)
 	}
-	return Credentials{User: EmbeddedUser, Password: secret.Secret(password)}, true, nil
+	return secret.Secret(text), true, nil
 }
 
 // isLoopbackHost reports whether host (of a listen address or a URL) is reached

@@ -90,6 +90,27 @@ type BacklogCollector struct {
 	cached []laneBacklog
 }
 
+// LaneBacklog is one lane's reading: its jobs not yet done and the age of the
+// oldest of them (0 when none is).
+type LaneBacklog struct {
+	Lane    string
+	Pending uint64
+	Oldest  time.Duration
+}
+
+// Lanes returns the latest reading of every lane (the cached one when younger
+// than the cache duration), in configuration order; a lane whose reading failed is
+// left out. The console's overview reads the backlog through it, so a page view
+// and a scrape share one reading.
+func (c *BacklogCollector) Lanes() []LaneBacklog {
+	r := c.reading()
+	out := make([]LaneBacklog, len(r))
+	for i, b := range r {
+		out[i] = LaneBacklog{Lane: b.lane, Pending: b.pending, Oldest: b.oldest}
+	}
+	return out
+}
+
 // laneBacklog is one lane's reading.
 type laneBacklog struct {
 	lane    string
