@@ -196,8 +196,7 @@ func TestMisconfiguredGatewayFailsNoJob(t *testing.T) {
 			t.Parallel()
 			opened := make(chan string, 64)
 			var sw *switchable
-			var s *stack
-			s = setup(t, options{
+			s := setup(t, options{
 				sim: tc.sim,
 				wrapSender: func(_ worker.Sender, st *stack) worker.Sender {
 					sw = newSwitchable(tc.wrong(t, st))
