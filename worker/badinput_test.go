@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/jetsms/jetsms/internal/broker/brokertest"
 	"github.com/jetsms/jetsms/internal/campaign"
 	"github.com/jetsms/jetsms/internal/events"
+	"github.com/jetsms/jetsms/internal/metrics"
 	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/worker"
 )
@@ -172,6 +174,32 @@ func TestBadInput(t *testing.T) {
 				require.True(t, ev.Duplicate, "no final event of the job itself but the duplicate's: %+v", ev)
 			}
 		}
+	})
+
+	t.Run("UnknownLanesShareOneMetricLabel", func(t *testing.T) {
+		t.Parallel()
+		m := metrics.New()
+		b := setup(t, options{worker: worker.Config{Metrics: m}})
+		for i := range 30 {
+			id := fmt.Sprintf("nolane-%d", i)
+			b.publishOn(t, b.env.Names.Send(fmt.Sprintf("nosuch%d", i)), validJob(id), nats.Header{jetstream.MsgIDHeader: []string{id}})
+		}
+		for i := range 30 {
+			id := fmt.Sprintf("nolane-%d", i)
+			evs := b.waitFinal(t, id)
+			require.Equal(t, job.StatusFailed, evs[len(evs)-1].Status)
+		}
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		lanes := map[string]bool{}
+		for line := range strings.Lines(rec.Body.String()) {
+			if rest, ok := strings.CutPrefix(line, `jetsms_jobs_total{lane="`); ok {
+				lane, _, _ := strings.Cut(rest, `"`)
+				lanes[lane] = true
+			}
+		}
+		require.Equal(t, map[string]bool{"priority": true, "default": true, "bulk": true, "unknown": true}, lanes)
+		require.Contains(t, rec.Body.String(), `jetsms_jobs_total{lane="unknown",outcome="failed"} 30`)
 	})
 
 	t.Run("InvalidJobsTakeNoRateToken", func(t *testing.T) {

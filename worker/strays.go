@@ -134,12 +134,15 @@ func (w *Worker) drainStray(ctx context.Context, s jetstream.Stream, subject str
 		_ = s.DeleteConsumer(dctx, cons.CachedInfo().Name)
 	}()
 	lanes := strings.Join(w.cfg.Lanes, ", ")
-	for ctx.Err() == nil {
-		batch, err := cons.Fetch(100, jetstream.FetchMaxWait(time.Second))
+	// Only the jobs there when the consumer was made: waiting for more would
+	// cost every stray subject a fetch's wait (later ones wait for the next
+	// sweep).
+	for left := cons.CachedInfo().NumPending; left > 0 && ctx.Err() == nil; {
+		batch, err := cons.Fetch(int(min(left, 100)), jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			return err
 		}
-		n := 0
+		n := uint64(0)
 		for m := range batch.Messages() {
 			n++
 			w.endStray(ctx, m, lanes)
@@ -150,6 +153,7 @@ func (w *Worker) drainStray(ctx context.Context, s jetstream.Stream, subject str
 		if n == 0 {
 			return nil
 		}
+		left -= min(n, left)
 	}
 	return nil
 }
