@@ -45,6 +45,8 @@ type jobRun struct {
 	// digest is job.Job.Digest of the job as decoded (before the worker
 	// changes anything, such as a scheduled time now due).
 	digest string
+	// precheck: decoded before it is queued (refused), which logs nothing.
+	precheck bool
 }
 
 // Errors that end the retry loop early.
@@ -107,7 +109,7 @@ func (w *Worker) refused(l *lane, m jetstream.Msg) bool {
 	if err != nil {
 		return true
 	}
-	r := &jobRun{lane: l, msg: m, meta: meta}
+	r := &jobRun{lane: l, msg: m, meta: meta, precheck: true}
 	if _, err := w.decode(r); err != nil {
 		return true
 	}
@@ -135,7 +137,9 @@ func (w *Worker) decode(r *jobRun) (events.Reason, error) {
 	// job sent without it.
 	if tp := r.msg.Headers().Get(job.TraceParentHeader); tp != "" {
 		if tpErr := job.CheckTraceParent(tp); tpErr != nil {
-			w.log.Debug("invalid traceparent dropped", zap.Uint64("stream_seq", r.meta.Sequence.Stream), zap.Error(tpErr))
+			if !r.precheck {
+				w.log.Debug("invalid traceparent dropped", zap.Uint64("stream_seq", r.meta.Sequence.Stream), zap.Error(tpErr))
+			}
 		} else {
 			j.TraceParent = tp
 		}
