@@ -306,8 +306,10 @@ func FuzzWorkerJobs(f *testing.F) {
 	})
 }
 
+// headerKeyRune keeps the characters of an HTTP token (what a NATS client can
+// send as a header name).
 func headerKeyRune(r rune) rune {
-	if r > ' ' && r < 0x7f && r != ':' {
+	if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r) {
 		return r
 	}
 	return -1
