@@ -72,3 +72,13 @@ func TestGateHasRow(t *testing.T) {
 	require.False(t, known)
 	require.True(t, ok, "a campaign without a record: sent as any other job")
 }
+
+func TestFlushRetryDelayGrows(t *testing.T) {
+	t.Parallel()
+	var got []time.Duration
+	for f := range 9 {
+		got = append(got, flushRetryDelay(f))
+	}
+	require.Equal(t, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second,
+		32 * time.Second, time.Minute, time.Minute, time.Minute}, got)
+}

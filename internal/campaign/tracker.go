@@ -329,8 +329,7 @@ func (t *Tracker) flush(batch []tracked) {
 	if err := t.count(ctx, batch); err != nil {
 		// Wait longer after each failure in a row: an update that keeps failing
 		// is not tried again in a tight loop.
-		delay := nakDelay << min(t.failures, 6)
-		delay = min(delay, nakDelayMax)
+		delay := flushRetryDelay(t.failures)
 		t.failures++
 		if !errors.Is(err, context.Canceled) {
 			t.log.Warn("campaign events not counted; they are delivered again", zap.Int("events", len(batch)),
@@ -416,4 +415,10 @@ func (t *Tracker) reconcileAll() {
 			t.log.Warn("campaign not reconciled", zap.String("campaign", name), zap.Error(err))
 		}
 	}
+}
+
+// flushRetryDelay is how long events wait to be counted again after failures
+// flushes in a row failed before this one: nakDelay doubling, at most nakDelayMax.
+func flushRetryDelay(failures int) time.Duration {
+	return min(nakDelay<<min(failures, 6), nakDelayMax)
 }
