@@ -145,7 +145,7 @@ func (w *Worker) drainStray(ctx context.Context, s jetstream.Stream, subject str
 		n := uint64(0)
 		for m := range batch.Messages() {
 			n++
-			w.endStray(ctx, m, lanes)
+			w.endStray(ctx, syncTerm{m}, lanes)
 		}
 		if err := batch.Error(); err != nil {
 			return err
@@ -175,4 +175,15 @@ func (w *Worker) endStray(ctx context.Context, m jetstream.Msg, lanes string) {
 	}
 	w.refuse(ctx, r, events.ReasonUnknownLane,
 		fmt.Sprintf("lane: %q is not configured (lanes: %s)", r.job.Lane, lanes))
+}
+
+// syncTerm is a stray job whose Term waits until the server has removed it (an
+// acknowledged ack: the work-queue stream drops it either way), so that the next
+// sweep, which may come before a plain Term is applied, does not end it again.
+type syncTerm struct{ jetstream.Msg }
+
+func (m syncTerm) Term() error {
+	ctx, cancel := context.WithTimeout(context.Background(), finishTimeout)
+	defer cancel()
+	return m.DoubleAck(ctx)
 }
