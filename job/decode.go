@@ -254,11 +254,25 @@ func (d Decoder) Decode(data []byte) (Job, error) {
 		inv.add("content", "is required")
 	}
 
-	// Strings passed to the gateway as they are.
-	j.Source, _ = str(&inv, fSource, raw[fSource], validUTF8)
-	j.Reference, _ = str(&inv, fReference, raw[fReference], validUTF8)
-	j.Class, _ = str(&inv, fClass, raw[fClass], validUTF8)
-	j.Mask, _ = str(&inv, fMask, raw[fMask], validUTF8)
+	// Strings passed to the gateway as they are: bounded, and free of control
+	// characters.
+	for _, f := range [...]struct {
+		i   int
+		dst *string
+		max int
+	}{
+		{fSource, &j.Source, SourceMaxLen},
+		{fReference, &j.Reference, ReferenceMaxLen},
+		{fClass, &j.Class, ClassMaxLen},
+		{fMask, &j.Mask, MaskMaxLen},
+	} {
+		if v, ok := str(&inv, f.i, raw[f.i], validUTF8); ok {
+			*f.dst = v
+			if !badUTF8[f.i] {
+				checkText(&inv, fieldNames[f.i], v, f.max)
+			}
+		}
+	}
 
 	// sms_class
 	if r := raw[fSMSClass]; !isAbsent(r) {

@@ -60,6 +60,10 @@ const (
 	StatusExpired    Status = "expired"
 	StatusCancelled  Status = "cancelled"
 	StatusSuppressed Status = "suppressed"
+	// StatusDuplicate is the notice that a job with the id and content of one
+	// handled before was published again and not sent again; it is not final and
+	// carries Duplicate (see Event.Duplicate).
+	StatusDuplicate Status = "duplicate"
 )
 
 // Final reports whether a job in this status will have no further events.
@@ -88,7 +92,14 @@ type Event struct {
 	Attempts      int               `json:"attempts"`
 	Segments      int               `json:"segments"`
 	DuplicateRisk bool              `json:"duplicate_risk"`
-	At            time.Time         `json:"at"`
+	// Duplicate marks an event about another message that reused the job's id
+	// (a duplicate notice, or the failed event of a duplicate_id): it is never
+	// the job's own status, and consumers that follow the job skip it.
+	Duplicate bool      `json:"duplicate,omitempty"`
+	At        time.Time `json:"at"`
+	// Seq is the jobs-stream sequence of the message a Duplicate event is about;
+	// it keeps the events of two duplicates apart.
+	Seq uint64 `json:"-"`
 	// TraceParent travels as the event message's traceparent header.
 	TraceParent string `json:"-"`
 }

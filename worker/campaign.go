@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jetsms/jetsms/internal/campaignstate"
+	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/internal/metrics"
 	"github.com/jetsms/jetsms/job"
 )
@@ -34,6 +36,9 @@ func (w *Worker) campaignBlocked(m jetstream.Msg) bool {
 	st, err := w.cfg.Campaigns.State(ctx, name)
 	return err == nil && (st == campaignstate.Paused || st == campaignstate.Cancelled)
 }
+
+// parkedMsgID marks the Nats-Msg-Id of a paused job stored again by park.
+const parkedMsgID = ":parked:"
 
 // parkRecheckMax is the longest a paused campaign's job waits before the worker
 // looks at the campaign again.
@@ -85,7 +90,7 @@ func (w *Worker) park(ctx context.Context, r *jobRun) {
 	for k, v := range r.msg.Headers() {
 		hdr[k] = v
 	}
-	hdr.Set(jetstream.MsgIDHeader, r.job.ID+":parked:"+strconv.FormatUint(r.meta.Sequence.Stream, 10))
+	hdr.Set(jetstream.MsgIDHeader, r.job.ID+parkedMsgID+strconv.FormatUint(r.meta.Sequence.Stream, 10))
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
 	if _, err := w.js.PublishMsg(pctx, &nats.Msg{Subject: r.msg.Subject(), Data: r.msg.Data(), Header: hdr}); err != nil {
@@ -96,4 +101,37 @@ func (w *Worker) park(ctx context.Context, r *jobRun) {
 	if err := r.msg.Ack(); err != nil {
 		w.log.Warn("ack paused job stored again", zap.String("job_id", r.job.ID), zap.Error(err))
 	}
+}
+
+// CampaignRows says whether a job id is one of a campaign's rows; see
+// campaign.Gate.HasRow. When Config.Campaigns has it too, jobs on a campaign's
+// subject that are not its rows end failed (not_campaign_row).
+type CampaignRows interface {
+	HasRow(ctx context.Context, campaign, jobID string) (known, ok bool, err error)
+}
+
+// notCampaignRow ends a job published to a campaign's subject that is not one of
+// the campaign's rows (its id is not "<campaign>:<row>" with row 1..rows of the
+// file): it would be counted in the campaign, or sent under its name. A campaign
+// without a record is no campaign: its subject's jobs are sent as any other. It
+// returns true when the job was ended or released.
+func (w *Worker) notCampaignRow(ctx context.Context, r *jobRun) bool {
+	rows, ok := w.cfg.Campaigns.(CampaignRows)
+	if r.job.Campaign == "" || !ok {
+		return false
+	}
+	known, isRow, err := rows.HasRow(ctx, r.job.Campaign, r.job.ID)
+	switch {
+	case err != nil:
+		w.log.Warn("campaign not readable; job released", zap.String("job_id", r.job.ID),
+			zap.String("campaign", r.job.Campaign), zap.Error(err))
+		w.release(r, w.cfg.ReleaseDelayMin)
+		return true
+	case !known || isRow:
+		return false
+	}
+	w.refuse(ctx, r, events.ReasonNotCampaignRow,
+		fmt.Sprintf("id: %q is not a row of campaign %s (%s:<row>, row from 1 to the rows of its file); "+
+			"publish other jobs to %s", r.job.ID, r.job.Campaign, r.job.Campaign, w.cfg.Names.Send(r.job.Lane)))
+	return true
 }

@@ -3,7 +3,11 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"go.uber.org/zap"
 
@@ -95,10 +99,17 @@ func (w *Worker) settled(ctx context.Context, r *jobRun) bool {
 		return false
 	}
 	now := w.cfg.Now()
+	if e.Digest != "" && e.Digest != r.digest {
+		// Another job under this id: this one is refused, the other's entry and
+		// events are left alone.
+		w.duplicateID(ctx, r)
+		return true
+	}
 	switch {
 	case e.Accepted():
 		// Sent before (a lost ack, a crash after recording, a re-published job):
 		// store its accepted event again, which deduplicates, and ack.
+		w.duplicateNotice(ctx, r)
 		w.acceptedBefore(ctx, r)
 		return true
 	case e.Status.Final():
@@ -110,6 +121,7 @@ func (w *Worker) settled(ctx context.Context, r *jobRun) bool {
 			return false
 		}
 		// Ended before; its final event is stored. Only the message is left.
+		w.duplicateNotice(ctx, r)
 		w.cfg.Metrics.JobDone(r.job.Lane, metrics.JobDuplicateSkipped)
 		if err := r.msg.Term(); err != nil {
 			w.log.Warn("terminate ended job", zap.String("job_id", r.job.ID), zap.Error(err))
@@ -191,7 +203,7 @@ func (w *Worker) claim(ctx context.Context, r *jobRun, now time.Time) error {
 func (w *Worker) save(ctx context.Context, r *jobRun, now time.Time) error {
 	e := r.entry
 	if e == nil || r.replay != "" {
-		e = ledger.FromJob(&r.job, now)
+		e = r.newEntry(now)
 		if r.entry != nil {
 			e.Created, e.History = r.entry.Created, r.entry.History
 		}
@@ -275,7 +287,7 @@ func (w *Worker) markAccepted(ctx context.Context, r *jobRun, res dispatcher.Res
 	}
 	e, err := w.ledger.Modify(ctx, r.job.ID, func(e *ledger.Entry) (*ledger.Entry, error) {
 		if e == nil {
-			e = ledger.FromJob(&r.job, now)
+			e = r.newEntry(now)
 		}
 		accept(e)
 		return e, nil
@@ -293,7 +305,7 @@ func (w *Worker) markEnded(ctx context.Context, r *jobRun, st job.Status, errTex
 	_, err := w.ledger.Modify(ctx, r.job.ID, func(e *ledger.Entry) (*ledger.Entry, error) {
 		switch {
 		case e == nil:
-			e = ledger.FromJob(&r.job, now)
+			e = r.newEntry(now)
 		case e.Accepted():
 			return nil, nil
 		}
@@ -338,3 +350,99 @@ type ledgerError struct{ err error }
 
 func (e *ledgerError) Error() string { return "ledger: " + e.err.Error() }
 func (e *ledgerError) Unwrap() error { return e.err }
+
+// newEntry is the job's first ledger entry, with the digest of the job as it was
+// decoded and the stream sequence of this message.
+func (r *jobRun) newEntry(now time.Time) *ledger.Entry {
+	e := ledger.FromJob(&r.job, now)
+	e.Digest, e.Seq = r.digest, r.meta.Sequence.Stream
+	return e
+}
+
+// publishedAgain reports whether this message is another publication of the job
+// whose ledger entry r holds (not a redelivery of the message that made it, nor
+// the copy of a paused campaign's job the worker stored again).
+func (r *jobRun) publishedAgain() bool {
+	e := r.entry
+	if e == nil || e.Seq == 0 || e.Seq == r.meta.Sequence.Stream {
+		return false
+	}
+	return !strings.Contains(r.msg.Headers().Get(jetstream.MsgIDHeader), parkedMsgID)
+}
+
+// duplicateNotice publishes the notice that a job handled before was published
+// again with the same content and is not sent again: status duplicate, not final,
+// with duplicate set, so it is never taken for the job's own status. A notice
+// that cannot be stored is logged; the job is still settled.
+func (w *Worker) duplicateNotice(ctx context.Context, r *jobRun) {
+	if !r.publishedAgain() {
+		return
+	}
+	ev := w.event(r, job.StatusDuplicate)
+	ev.Duplicate, ev.Seq = true, r.meta.Sequence.Stream
+	ev.MessageID = r.entry.MessageID
+	ev.Attempts = r.entry.Attempts
+	ev.Detail = fmt.Sprintf("published again (jobs-stream sequence %d, first %d) with the same content; not sent again: the job is %s",
+		r.meta.Sequence.Stream, r.entry.Seq, r.entry.Status)
+	if err := w.record(ctx, func(ctx context.Context) error { return w.pub.Status(ctx, ev) }); err != nil {
+		w.log.Warn("duplicate notice not stored", zap.String("job_id", r.job.ID), zap.Error(err))
+		w.cfg.Metrics.PublishFailed(metrics.PublishStatus)
+	}
+}
+
+// duplicateID ends a job whose id another job with other content holds in the
+// ledger: a dead letter (duplicate_id) and a failed event marked duplicate, so
+// that it is not taken for the other job's final event; the ledger entry, which
+// is the other job's, is left as it is.
+func (w *Worker) duplicateID(ctx context.Context, r *jobRun) {
+	errText := fmt.Sprintf("duplicate_id: id %q belongs to another job with other content (jobs-stream sequence %d); "+
+		"this one (sequence %d) is not sent: give each job its own id", r.job.ID, r.entry.Seq, r.meta.Sequence.Stream)
+	w.endOther(ctx, r, events.ReasonDuplicateID, string(events.ReasonDuplicateID), errText)
+}
+
+// refuse ends a job that is not sent because of what it is (invalid, on an
+// invalid subject, not a row of its campaign). When its id belongs to a job of
+// another message in the ledger, it ends as that message's duplicate (endOther):
+// it must not give that job a failed final event.
+func (w *Worker) refuse(ctx context.Context, r *jobRun, reason events.Reason, errText string) {
+	rctx, cancel := context.WithTimeout(ctx, finishTimeout)
+	e, _, err := w.ledger.Get(rctx, r.job.ID)
+	cancel()
+	if err == nil && e.Seq != 0 && e.Seq != r.meta.Sequence.Stream {
+		w.endOther(ctx, r, reason, errText, errText)
+		return
+	}
+	w.end(ctx, r, job.StatusFailed, reason, errText, "")
+}
+
+// endOther ends a message whose job id belongs to another message's job: a dead
+// letter, and a failed event marked duplicate with this message's sequence; the
+// ledger entry is not touched.
+func (w *Worker) endOther(ctx context.Context, r *jobRun, reason events.Reason, errCode, errText string) {
+	dead := events.Dead{
+		Lane: laneToken(r), JobID: r.job.ID, Subject: r.msg.Subject(), Data: r.msg.Data(), Header: r.msg.Headers(),
+		StreamSeq: r.meta.Sequence.Stream, Reason: reason, Error: errText,
+	}
+	ev := w.event(r, job.StatusFailed)
+	ev.Error, ev.Detail = errCode, errText
+	ev.Duplicate, ev.Seq = true, r.meta.Sequence.Stream
+	ev.Attempts, ev.DuplicateRisk = 0, false
+	err := w.record(ctx, func(ctx context.Context) error {
+		if err := w.pub.DeadLetter(ctx, dead); err != nil {
+			return err
+		}
+		return w.pub.Status(ctx, ev)
+	})
+	if err != nil {
+		w.log.Error("end of a duplicate not stored; job released", zap.String("job_id", r.job.ID), zap.Error(err))
+		w.cfg.Metrics.PublishFailed(metrics.PublishStatus)
+		w.release(r, w.cfg.ReleaseDelayMin)
+		return
+	}
+	w.cfg.Metrics.JobDone(laneToken(r), metrics.JobFailed)
+	w.log.Debug("job ended; its id belongs to another job", zap.String("job_id", r.job.ID),
+		zap.String("reason", string(reason)), zap.Uint64("stream_seq", r.meta.Sequence.Stream))
+	if err := r.msg.Term(); err != nil {
+		w.log.Warn("terminate duplicate job", zap.String("job_id", r.job.ID), zap.Error(err))
+	}
+}

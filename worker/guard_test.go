@@ -61,8 +61,12 @@ func TestSendGuard(t *testing.T) {
 		b.publishWith(t, "default", j, "twice-b", nil)
 		b.waitDrained(t)
 		require.Equal(t, 1, b.arrived(j.ID))
-		require.Equal(t, []job.Status{job.StatusAccepted}, statuses(brokertest.EventsOf(b.status.Msgs(), j.ID)),
-			"the second copy stores the same accepted event, which is deduplicated")
+		evs := brokertest.EventsOf(b.status.Msgs(), j.ID)
+		require.Equal(t, []job.Status{job.StatusAccepted, job.StatusDuplicate}, statuses(evs),
+			"the second copy stores the same accepted event, which is deduplicated, and a notice that it was a duplicate")
+		require.True(t, evs[1].Duplicate)
+		require.False(t, evs[1].Final)
+		require.Equal(t, evs[0].MessageID, evs[1].MessageID)
 		e := b.entry(t, j.ID)
 		require.Equal(t, job.StatusAccepted, e.Status)
 		require.Equal(t, 1, e.Attempts)
@@ -107,7 +111,10 @@ func TestSendGuard(t *testing.T) {
 		b.publishWith(t, "bulk", j, "unknown-fail-again", nil)
 		b.waitDrained(t)
 		require.Equal(t, 1, b.arrived(j.ID))
-		require.Len(t, brokertest.EventsOf(b.status.Msgs(), j.ID), len(evs))
+		again := brokertest.EventsOf(b.status.Msgs(), j.ID)
+		require.Len(t, again, len(evs)+1, "only a notice that it was a duplicate")
+		require.Equal(t, job.StatusDuplicate, again[len(evs)].Status)
+		require.True(t, again[len(evs)].Duplicate)
 	})
 
 	t.Run("HoldAcksAJobWhoseReceiptCame", func(t *testing.T) {

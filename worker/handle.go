@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,9 +16,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jetsms/jetsms/dispatcher"
+	"github.com/jetsms/jetsms/internal/campaignstate"
 	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/internal/ledger"
 	"github.com/jetsms/jetsms/internal/metrics"
+	"github.com/jetsms/jetsms/internal/subjects"
 	"github.com/jetsms/jetsms/job"
 )
 
@@ -41,6 +44,11 @@ type jobRun struct {
 	loaded bool
 	// unscheduled: a 422 made this delivery drop the job's schedule and resend.
 	unscheduled bool
+	// digest is job.Job.Digest of the job as decoded (before the worker
+	// changes anything, such as a scheduled time now due).
+	digest string
+	// precheck: decoded before it is queued (refused), which logs nothing.
+	precheck bool
 }
 
 // Errors that end the retry loop early.
@@ -74,11 +82,11 @@ func (w *Worker) handle(ctx context.Context, l *lane, m jetstream.Msg, freeSlot 
 	}
 	r := &jobRun{lane: l, opts: w.laneOptions(l.name), msg: m, meta: meta}
 
-	if err := w.decode(r); err != nil {
-		w.end(ctx, r, job.StatusFailed, events.ReasonInvalidJob, err.Error(), "")
+	if reason, err := w.decode(r); err != nil {
+		w.refuse(ctx, r, reason, err.Error())
 		return
 	}
-	if w.campaignHeld(ctx, r) || w.suppressed(ctx, r) || w.destinationFull(ctx, r) {
+	if w.notCampaignRow(ctx, r) || w.campaignHeld(ctx, r) || w.suppressed(ctx, r) || w.destinationFull(ctx, r) {
 		return
 	}
 	// The scheduler took one rate token; a job of several segments takes the rest
@@ -95,23 +103,115 @@ func (w *Worker) handle(ctx context.Context, l *lane, m jetstream.Msg, freeSlot 
 	w.submit(ctx, r, freeSlot)
 }
 
-// decode reads the job and fills in what the subject and headers say.
-func (w *Worker) decode(r *jobRun) error {
+// refused reports whether the job m will end without a submission: it is
+// decoded and checked — JSON, fields, subject, campaign row — before it may take
+// a rate token. handle decodes it again and ends it.
+func (w *Worker) refused(l *lane, m jetstream.Msg) bool {
+	meta, err := m.Metadata()
+	if err != nil {
+		return true
+	}
+	r := &jobRun{lane: l, msg: m, meta: meta, precheck: true}
+	if _, err := w.decode(r); err != nil {
+		return true
+	}
+	rows, ok := w.cfg.Campaigns.(CampaignRows)
+	if r.job.Campaign == "" || !ok {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), finishTimeout)
+	defer cancel()
+	known, isRow, err := rows.HasRow(ctx, r.job.Campaign, r.job.ID)
+	return err == nil && known && !isRow
+}
+
+// decode reads the job and fills in what the subject and headers say. When the
+// job must not be sent it returns why: the dead-letter reason (invalid_subject or
+// invalid_job) and an error naming every rule broken.
+func (w *Worker) decode(r *jobRun) (events.Reason, error) {
 	lane, campaign, _ := w.cfg.Names.ParseSend(r.msg.Subject())
 	published := r.meta.Timestamp
 	d := job.Decoder{MaxSegments: w.cfg.MaxSegments, Now: func() time.Time { return published }}
 	j, err := d.Decode(r.msg.Data())
 	j.Lane, j.Campaign = lane, campaign
-	j.TraceParent = r.msg.Headers().Get(job.TraceParentHeader)
+	// Every header that goes on the gateway request is checked here: an invalid
+	// traceparent would make the request unbuildable, so it is dropped and the
+	// job sent without it.
+	if tp := r.msg.Headers().Get(job.TraceParentHeader); tp != "" {
+		if tpErr := job.CheckTraceParent(tp); tpErr != nil {
+			if !r.precheck {
+				w.log.Debug("invalid traceparent dropped", zap.Uint64("stream_seq", r.meta.Sequence.Stream), zap.Error(tpErr))
+			}
+		} else {
+			j.TraceParent = tp
+		}
+	}
 	if j.ID == "" {
 		j.ID = fallbackID(r)
 		if idErr := job.CheckID(j.ID); idErr != nil {
-			err = errors.Join(err, fmt.Errorf("id (from the Nats-Msg-Id header): %w", idErr))
+			err = joinProblems(err, fmt.Errorf("id (from the Nats-Msg-Id header): %w", idErr))
 			j.ID = seqID(r)
 		}
 	}
 	r.job = j
-	return err
+	r.digest = j.Digest()
+	if subjErr := w.checkSubject(r.msg.Subject()); subjErr != nil {
+		return events.ReasonInvalidSubject, joinProblems(subjErr, err)
+	}
+	if err != nil {
+		return events.ReasonInvalidJob, err
+	}
+	return "", nil
+}
+
+// joinProblems joins errors into one whose text lists them with "; ".
+func joinProblems(errs ...error) error {
+	var text []string
+	var keep []error
+	for _, e := range errs {
+		if e != nil {
+			text = append(text, e.Error())
+			keep = append(keep, e)
+		}
+	}
+	switch len(keep) {
+	case 0:
+		return nil
+	case 1:
+		return keep[0]
+	}
+	return &problems{text: strings.Join(text, "; "), errs: keep}
+}
+
+type problems struct {
+	text string
+	errs []error
+}
+
+func (p *problems) Error() string   { return p.text }
+func (p *problems) Unwrap() []error { return p.errs }
+
+// checkSubject says what is wrong with a job's subject, or returns nil: it must be
+// sms.send.<lane> or sms.send.<lane>.<campaign>, the lane a token of letters,
+// digits, '-' and '_', the campaign a valid campaign name. A subject holding the
+// wildcards * or > as text (sms.send.*, sms.send.>) is stored by JetStream like
+// any other, and is refused here.
+func (w *Worker) checkSubject(subject string) error {
+	lane, name, ok := w.cfg.Names.ParseSend(subject)
+	bad := func(what string, err error) error {
+		return fmt.Errorf("subject: %q is not %s: %s %w", subject, w.cfg.Names.Send("<lane>")+"[.<campaign>]", what, err)
+	}
+	switch {
+	case !ok:
+		return fmt.Errorf("subject: %q is not %s[.<campaign>]", subject, w.cfg.Names.Send("<lane>"))
+	case subjects.ValidateToken(lane) != nil:
+		return bad("its lane", subjects.ValidateToken(lane))
+	case strings.HasPrefix(subject, w.cfg.Names.Send(lane)+".") && name == "":
+		return bad("its campaign", errors.New("is empty"))
+	case name != "" && campaignstate.ValidateName(name) != nil:
+		return bad("its campaign", campaignstate.ValidateName(name))
+	}
+	return nil
 }
 
 // fallbackID is a job's id when its JSON has none: the Nats-Msg-Id header, else a
@@ -374,8 +474,10 @@ func (w *Worker) settle(ctx context.Context, r *jobRun, res dispatcher.Result, e
 		w.log.Warn("ledger not written; job released", zap.String("job_id", r.job.ID), zap.Error(err))
 		w.release(r, w.cfg.ReleaseDelayMin)
 	default:
-		// Not a gateway outcome (e.g. the job could not be encoded): nothing was sent.
-		w.end(ctx, r, job.StatusFailed, events.ReasonGatewayRejected, err.Error(), "")
+		// Not a gateway outcome: the request could not be built from the job
+		// (e.g. it could not be encoded). Nothing was sent, and the job, not the
+		// gateway, is at fault: it ends here and never counts toward the circuit.
+		w.end(ctx, r, job.StatusFailed, events.ReasonInvalidJob, "request not built: "+err.Error(), "")
 	}
 }
 
@@ -546,9 +648,9 @@ func (w *Worker) event(r *jobRun, st job.Status) job.Event {
 }
 
 // laneToken is the lane to dead-letter under: the job's lane, or for a subject that
-// has none, the lane token "_".
+// has none or whose lane is not a valid token (sms.send.*), the lane token "_".
 func laneToken(r *jobRun) string {
-	if r.job.Lane != "" {
+	if r.job.Lane != "" && subjects.ValidateToken(r.job.Lane) == nil {
 		return r.job.Lane
 	}
 	return "_"

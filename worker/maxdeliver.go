@@ -88,8 +88,8 @@ func (w *Worker) endUndeliverable(ctx context.Context, advisory []byte) error {
 	if lane, _, ok := w.cfg.Names.ParseSend(raw.Subject); ok && w.laneSet[lane] {
 		r.opts = w.laneOptions(lane)
 	}
-	if err := w.decode(r); err != nil {
-		w.end(ctx, r, job.StatusFailed, events.ReasonInvalidJob, err.Error(), "")
+	if reason, err := w.decode(r); err != nil {
+		w.refuse(ctx, r, reason, err.Error())
 		return nil
 	}
 	if !w.load(ctx, r) {

@@ -173,6 +173,9 @@ type Worker struct {
 	tracker *tracker
 	ledger  *ledger.Ledger
 	circuit *circuit
+	// strayCursor is where the sweep of each wildcard subject goes on from
+	// (sweeper goroutine only).
+	strayCursor map[string]uint64
 
 	mu       sync.Mutex
 	started  bool
@@ -266,11 +269,12 @@ func New(cfg Config, js jetstream.JetStream, send Sender, limit Limiter, pub *ev
 	}
 	w := &Worker{
 		cfg: cfg, js: js, send: send, limit: limit, pub: pub, log: log.Named("worker"),
-		laneSet: make(map[string]bool, len(cfg.Lanes)),
-		arrived: make(chan struct{}, 1),
-		slots:   make(chan struct{}, cfg.Concurrency),
-		tracker: newTracker(cfg.AckWait / 3),
-		ledger:  cfg.Ledger,
+		laneSet:     make(map[string]bool, len(cfg.Lanes)),
+		arrived:     make(chan struct{}, 1),
+		slots:       make(chan struct{}, cfg.Concurrency),
+		tracker:     newTracker(cfg.AckWait / 3),
+		ledger:      cfg.Ledger,
+		strayCursor: make(map[string]uint64),
 		circuit: newCircuit(cfg.CircuitFailures, cfg.CircuitProbeMin, cfg.CircuitProbeMax, cfg.Now,
 			log.Named("worker"), cfg.OnCircuit),
 	}
@@ -308,6 +312,9 @@ func New(cfg Config, js jetstream.JetStream, send Sender, limit Limiter, pub *ev
 	w.sizer = newSizer(w.cfg.ConcurrencyMin, cfg.Concurrency, limit)
 	w.sizer.onChange = cfg.Metrics.SetConcurrencyLimit
 	cfg.Metrics.SetConcurrencyLimit(cfg.Concurrency)
+	// Only the configured lanes are label values; jobs of any other count as
+	// lane "unknown".
+	cfg.Metrics.InitLanes(cfg.Lanes...)
 	if cfg.Destination.Max > 0 {
 		if cfg.Destination.Window <= 0 {
 			return nil, errors.New("worker: destination limit: window must be > 0")
@@ -451,9 +458,10 @@ func (w *Worker) fetchOnce(l *lane, n int) error {
 	}
 	for m := range batch.Messages() {
 		w.tracker.add(m)
-		if w.campaignBlocked(m) {
-			// A paused or cancelled campaign's job takes no slot and no rate
-			// token: it is held back or ended at once.
+		if w.campaignBlocked(m) || w.refused(l, m) {
+			// A paused or cancelled campaign's job, and a job that will not be
+			// sent (invalid, on an invalid subject, not a row of its campaign),
+			// take no slot and no rate token: held back or ended at once.
 			w.inflight.Add(1)
 			go func() {
 				defer w.inflight.Done()

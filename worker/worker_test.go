@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/jetsms/jetsms/dispatcher"
@@ -42,6 +43,7 @@ type bundle struct {
 	order    []string          // references in the order the gateway accepted them
 	arrivals map[string]int    // accepted submissions per reference (the job id)
 	lastID   map[string]string // the gateway's id of the last one
+	quiet    bool
 }
 
 type options struct {
@@ -50,9 +52,11 @@ type options struct {
 	noRun  bool
 	// limiter replaces the unlimited one.
 	limiter worker.Limiter
+	// quiet logs nothing (a fuzz target's workers must not log to its F).
+	quiet bool
 }
 
-func setup(t *testing.T, opt options) *bundle {
+func setup(t testing.TB, opt options) *bundle {
 	t.Helper()
 	env := brokertest.Run(t)
 	sim, err := gwsim.New(opt.sim)
@@ -80,7 +84,8 @@ func setup(t *testing.T, opt options) *bundle {
 		sender = v2
 	}
 
-	b := &bundle{env: env, sim: sim, sender: sender, arrivals: map[string]int{}, lastID: map[string]string{}, limiter: opt.limiter}
+	b := &bundle{env: env, sim: sim, sender: sender, arrivals: map[string]int{}, lastID: map[string]string{}, limiter: opt.limiter,
+		quiet: opt.quiet}
 	sim.OnAccept(func(m gwsim.Message) {
 		b.mu.Lock()
 		b.arrivals[m.Reference]++
@@ -117,7 +122,7 @@ func setup(t *testing.T, opt options) *bundle {
 }
 
 // start runs a new worker on the bundle's server and simulator, stopped at cleanup.
-func (b *bundle) start(t *testing.T) *worker.Worker {
+func (b *bundle) start(t testing.TB) *worker.Worker {
 	t.Helper()
 	lim := b.limiter
 	if lim == nil {
@@ -125,7 +130,11 @@ func (b *bundle) start(t *testing.T) *worker.Worker {
 		require.NoError(t, err)
 		lim = unlimited
 	}
-	w, err := worker.New(b.cfg, b.env.JS, b.sender, lim, events.New(b.env.JS, b.env.Names), zaptest.NewLogger(t))
+	log := zap.NewNop()
+	if !b.quiet {
+		log = zaptest.NewLogger(t)
+	}
+	w, err := worker.New(b.cfg, b.env.JS, b.sender, lim, events.New(b.env.JS, b.env.Names), log)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -151,7 +160,7 @@ func (b *bundle) arrived(ref string) int {
 }
 
 // publish stores raw job bytes on subject with the given Nats-Msg-Id (none if "").
-func (b *bundle) publish(t *testing.T, subject string, data []byte, msgID string) {
+func (b *bundle) publish(t testing.TB, subject string, data []byte, msgID string) {
 	t.Helper()
 	m := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 	if msgID != "" {
@@ -161,7 +170,7 @@ func (b *bundle) publish(t *testing.T, subject string, data []byte, msgID string
 	require.NoError(t, err)
 }
 
-func (b *bundle) publishJob(t *testing.T, lane string, j job.Job) {
+func (b *bundle) publishJob(t testing.TB, lane string, j job.Job) {
 	t.Helper()
 	data, err := json.Marshal(j)
 	require.NoError(t, err)
@@ -193,7 +202,7 @@ func (b *bundle) waitStatus(t *testing.T, jobID string, st job.Status) []job.Eve
 }
 
 // waitAccepted waits until every id has an accepted event.
-func (b *bundle) waitAccepted(t *testing.T, ids []string, timeout time.Duration) []brokertest.Msg {
+func (b *bundle) waitAccepted(t testing.TB, ids []string, timeout time.Duration) []brokertest.Msg {
 	t.Helper()
 	want := make(map[string]bool, len(ids))
 	for _, id := range ids {

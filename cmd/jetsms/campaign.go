@@ -161,12 +161,16 @@ func campaignSend(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("--file: %w", err)
 	}
 	defer file.Close()
+	// SIGINT or SIGTERM cancels ctx: closing the file ends a read that waits on a
+	// pipe or FIFO, so the send stops at once and checkpoints what it stored.
+	stopRead := context.AfterFunc(ctx, func() { _ = file.Close() })
+	defer stopRead()
 	var size int64
 	if st, err := file.Stat(); err == nil && st.Mode().IsRegular() {
 		size = st.Size()
 	}
 	bar := newSendProgress(stderr, size)
-	badRows := campaign.WithBadRows(func(e *campaign.RowError) { bar.println(e.Error()) })
+	badRows := campaign.WithBadRows(func(e *campaign.RowError) { bar.println(escapeControls(e.Error())) })
 	progress := campaign.WithProgress(bar.update, bar.every())
 
 	if f.dryRun {
@@ -311,7 +315,7 @@ func campaignStatus(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	if jsonOut {
-		return printJSON(stdout, rec)
+		return printJSON(safeWriter{stdout}, rec)
 	}
 	printRecord(stdout, rec)
 	if !watch || rec.Ended != nil {
@@ -422,10 +426,13 @@ func campaignControl(ctx context.Context, verb string, args []string, stdout, st
 
 // printRecord prints a campaign record for people.
 func printRecord(w io.Writer, r *campaign.Record) {
+	// A record holds text from outside: the file's name, bad rows' reasons
+	// quoting the file, the gateway's statuses.
+	w = safeWriter{w}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, v string) {
 		if v != "" {
-			fmt.Fprintf(tw, "%s\t%s\n", k, v)
+			fmt.Fprintf(tw, "%s\t%s\n", k, escapeControls(v))
 		}
 	}
 	at := func(t *time.Time) string {
@@ -467,7 +474,7 @@ func printRecord(w io.Writer, r *campaign.Record) {
 		}
 		fmt.Fprintln(w, head)
 		for _, b := range r.BadRows {
-			fmt.Fprintln(w, "  "+b.Error())
+			fmt.Fprintln(w, "  "+escapeControls(b.Error()))
 		}
 	}
 }

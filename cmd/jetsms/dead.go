@@ -89,9 +89,10 @@ func printDead(w io.Writer, letters []*jetstream.RawStreamMsg) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tTIME\tSUBJECT\tJOB\tREASON\tERROR")
 	for _, m := range letters {
+		// Every header came from outside (the job's publisher, a gateway's error).
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", m.Sequence, m.Time.UTC().Format(time.RFC3339),
-			m.Header.Get(events.HeaderSubject), m.Header.Get(events.HeaderJobID),
-			m.Header.Get(events.HeaderReason), m.Header.Get(events.HeaderError))
+			escapeControls(m.Header.Get(events.HeaderSubject)), escapeControls(m.Header.Get(events.HeaderJobID)),
+			escapeControls(m.Header.Get(events.HeaderReason)), escapeControls(m.Header.Get(events.HeaderError)))
 	}
 	_ = tw.Flush()
 }

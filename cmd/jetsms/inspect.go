@@ -130,7 +130,9 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for n := 0; limit == 0 || n < limit; n++ {
 		select {
 		case line := <-lines:
-			fmt.Fprintln(stdout, line)
+			// Events and inbound messages carry text from outside (a receipt's
+			// detail, an MO's source and content): never raw to the terminal.
+			fmt.Fprintln(stdout, escapeControls(line))
 		case <-ctx.Done():
 			return nil
 		}
@@ -196,7 +198,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if jsonOut {
 		b, _ := json.MarshalIndent(e, "", "  ")
-		fmt.Fprintln(stdout, string(b))
+		fmt.Fprintln(safeWriter{stdout}, string(b))
 	} else {
 		printEntry(stdout, e)
 	}
@@ -218,9 +220,10 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		case errors.Is(err, dispatcher.ErrNotFound):
 			fmt.Fprintf(stdout, "gateway %s: not found\n", mid)
 		case err != nil:
-			fmt.Fprintf(stdout, "gateway %s: %v\n", mid, err)
+			fmt.Fprintf(stdout, "gateway %s: %s\n", escapeControls(mid), escapeControls(err.Error()))
 		default:
-			fmt.Fprintf(stdout, "gateway %s: status=%s destination=%s reference=%s\n", mid, m.Status, m.Destination, m.Reference)
+			fmt.Fprintf(stdout, "gateway %s: status=%s destination=%s reference=%s\n", escapeControls(mid),
+				escapeControls(m.Status), escapeControls(m.Destination), escapeControls(m.Reference))
 		}
 	}
 	return nil
@@ -241,7 +244,7 @@ func printEntry(w io.Writer, e *ledger.Entry) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, v string) {
 		if v != "" {
-			fmt.Fprintf(tw, "%s\t%s\n", k, v)
+			fmt.Fprintf(tw, "%s\t%s\n", k, escapeControls(v))
 		}
 	}
 	row("job", e.JobID)
@@ -281,15 +284,15 @@ func printEntry(w io.Writer, e *ledger.Entry) {
 	fmt.Fprintln(w, "history:")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, c := range e.History {
-		line := "  " + c.At.Format(time.RFC3339Nano) + "\t" + string(c.Status)
+		line := "  " + c.At.Format(time.RFC3339Nano) + "\t" + escapeControls(string(c.Status))
 		if c.MessageID != "" {
-			line += "\tmessage_id=" + c.MessageID
+			line += "\tmessage_id=" + escapeControls(c.MessageID)
 		}
 		if c.Error != "" {
-			line += "\terror=" + c.Error
+			line += "\terror=" + escapeControls(c.Error)
 		}
 		if c.Detail != "" {
-			line += "\tdetail=" + c.Detail
+			line += "\tdetail=" + escapeControls(c.Detail)
 		}
 		fmt.Fprintln(tw, line)
 	}
@@ -315,5 +318,8 @@ func eventLine(ev job.Event) string {
 	if ev.DuplicateRisk {
 		parts = append(parts, "duplicate_risk=true")
 	}
-	return strings.Join(parts, " ")
+	if ev.Duplicate {
+		parts = append(parts, "duplicate=true")
+	}
+	return escapeControls(strings.Join(parts, " "))
 }

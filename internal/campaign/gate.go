@@ -63,6 +63,9 @@ type gateEntry struct {
 	// unsettled: publishing is over but not every job has ended; the Tracker
 	// reconciles such campaigns now and then.
 	unsettled bool
+	// rows is the last row that may have a job: the rows checkpointed plus
+	// those the publisher may have stored beyond (Totals.Rows + Progress.Ahead).
+	rows int
 }
 
 // NewGate returns a gate over the campaign bucket of store.
@@ -169,13 +172,15 @@ func (g *Gate) apply(e jetstream.KeyValueEntry) {
 		var r struct {
 			State    State      `json:"state"`
 			Progress Progress   `json:"progress"`
+			Totals   Totals     `json:"totals"`
 			Ended    *time.Time `json:"ended"`
 		}
 		if err := json.Unmarshal(e.Value(), &r); err != nil {
 			g.log.Warn("campaign record not readable", zap.String("campaign", e.Key()), zap.Error(err))
 			return
 		}
-		ent = gateEntry{state: r.State, unsettled: r.Ended == nil && (r.Progress.Complete || r.Progress.Stopped)}
+		ent = gateEntry{state: r.State, unsettled: r.Ended == nil && (r.Progress.Complete || r.Progress.Stopped),
+			rows: r.Totals.Rows + r.Progress.Ahead}
 	}
 	g.mu.Lock()
 	if ent.state == StateUnknown {
@@ -268,4 +273,56 @@ func (g *Gate) unsettled() []string {
 		}
 	}
 	return out
+}
+
+// HasRow reports whether the job id names a row of the campaign's file that may
+// have been published: "<campaign>:<row>" with row from 1 to the rows
+// checkpointed plus those the publisher may have stored beyond them. known is
+// false (and ok true) for a campaign without a record, whose jobs are sent as any
+// other. A row beyond what the gate has seen is checked once more against the
+// stored record, which the publisher writes before it publishes further.
+func (g *Gate) HasRow(ctx context.Context, campaign, jobID string) (known, ok bool, err error) {
+	st, err := g.State(ctx, campaign)
+	if err != nil || st == StateUnknown {
+		return false, true, err
+	}
+	name, row, parsed := ParseJobID(jobID)
+	if !parsed || name != campaign {
+		return true, false, nil
+	}
+	if g.rows(campaign) >= row {
+		return true, true, nil
+	}
+	e, err := g.kv.Get(ctx, campaign)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return false, true, nil
+	case err != nil:
+		return true, false, fmt.Errorf("read campaign %s: %w", campaign, err)
+	}
+	g.apply(e)
+	return true, g.rows(campaign) >= row, nil
+}
+
+func (g *Gate) rows(campaign string) int {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.states[campaign].rows
+}
+
+// rowLimit returns the last row of the campaign that may have a job, reading the
+// stored record once when the gate's copy says less than need.
+func (g *Gate) rowLimit(ctx context.Context, campaign string, need int) (int, error) {
+	if n := g.rows(campaign); n >= need {
+		return n, nil
+	}
+	e, err := g.kv.Get(ctx, campaign)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("read campaign %s: %w", campaign, err)
+	}
+	g.apply(e)
+	return g.rows(campaign), nil
 }

@@ -1,39 +1,21 @@
 package campaign
 
 import (
-	"errors"
-	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/jetsms/jetsms/internal/campaignstate"
 )
 
-// NameMaxLen is the longest campaign name: with ":" and a row number of up to 12
-// digits, a job id stays well inside the contract's 128 characters.
-const NameMaxLen = 64
+// NameMaxLen is the longest campaign name (campaignstate.NameMaxLen).
+const NameMaxLen = campaignstate.NameMaxLen
 
 // ErrInvalidName is the family of the errors ValidateName returns.
-var ErrInvalidName = errors.New("invalid campaign name")
+var ErrInvalidName = campaignstate.ErrInvalidName
 
-// ValidateName says what is wrong with name as a campaign name, or returns nil. A
-// name is 1 to NameMaxLen letters, digits, '-' and '_': it is a token of the jobs'
-// subject (sms.send.<lane>.<campaign>), a key of the campaign bucket and the start
-// of every job id.
-func ValidateName(name string) error {
-	if name == "" {
-		return fmt.Errorf("%w: must not be empty", ErrInvalidName)
-	}
-	if len(name) > NameMaxLen {
-		return fmt.Errorf("%w: %q is %d characters; at most %d are allowed", ErrInvalidName, name, len(name), NameMaxLen)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
-			continue
-		}
-		return fmt.Errorf("%w: %q has %q at byte offset %d; use only letters, digits, '-' and '_'", ErrInvalidName, name, rune(c), i)
-	}
-	return nil
-}
+// ValidateName says what is wrong with name as a campaign name, or returns nil
+// (campaignstate.ValidateName: the worker checks job subjects with it too).
+func ValidateName(name string) error { return campaignstate.ValidateName(name) }
 
 // JobID is the id of the job made from a campaign's row: "<campaign>:<row>", row
 // counting the file's records from 1 after the header (a record that spans lines

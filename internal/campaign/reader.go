@@ -23,6 +23,15 @@ const DestinationColumn = "destination"
 // from it, so memory does not grow with the file.
 const readBufferSize = 64 << 10
 
+// MaxRowBytesDefault bounds one record of a recipients file (all its fields and
+// line breaks): far above any message's row, far below memory.
+const MaxRowBytesDefault = 64 << 10
+
+// outMargin is added to the content limit (in bytes: 4 per character) to bound a
+// row's rendered message, so that a message a little too long is still rendered
+// and refused with its segment count.
+const outMargin = 4 << 10
+
 // ErrInvalidFile is the family of errors about a recipients file as a whole (its
 // header, or a template column it lacks); bad rows are reported one by one instead.
 var ErrInvalidFile = errors.New("invalid recipients file")
@@ -72,6 +81,9 @@ type ReaderConfig struct {
 	// Now is the clock Schedule is checked against (at most 60 days ahead); nil
 	// means time.Now.
 	Now func() time.Time
+	// MaxRowBytes bounds one record of the file; a longer one stops the read
+	// with an error naming its line. Zero means MaxRowBytesDefault.
+	MaxRowBytes int
 }
 
 // Reader streams a recipients file: a header row naming the columns (one of them
@@ -82,6 +94,7 @@ type Reader struct {
 	cfg    ReaderConfig
 	dec    job.Decoder
 	src    *countingReader
+	outMax int // the most bytes one row's message may render to
 	csv    *csv.Reader
 	header []string
 	dest   int   // index of the destination column
@@ -106,13 +119,25 @@ func NewReader(src io.Reader, cfg ReaderConfig) (*Reader, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	cr := &countingReader{r: src}
-	r := &Reader{
-		cfg: cfg,
-		dec: job.Decoder{MaxSegments: cfg.MaxSegments, Now: cfg.Now},
-		src: cr,
-		csv: csv.NewReader(bufio.NewReaderSize(cr, readBufferSize)),
+	if cfg.MaxRowBytes <= 0 {
+		cfg.MaxRowBytes = MaxRowBytesDefault
 	}
+	maxSegments := cfg.MaxSegments
+	if maxSegments <= 0 {
+		maxSegments = job.MaxSegmentsDefault
+	}
+	cr := &countingReader{r: src, line: 1}
+	r := &Reader{
+		cfg:    cfg,
+		dec:    job.Decoder{MaxSegments: cfg.MaxSegments, Now: cfg.Now},
+		src:    cr,
+		csv:    csv.NewReader(bufio.NewReaderSize(cr, readBufferSize)),
+		outMax: 4*maxSegments*160 + outMargin,
+	}
+	// The CSV reader holds a whole record in memory: the source stops with
+	// errRowTooLong once more than MaxRowBytes (plus the read-ahead) have come
+	// since the record began.
+	cr.limit = int64(cfg.MaxRowBytes) + readBufferSize
 	// Rows of the wrong length are reported as bad rows, by us, with the column
 	// they lack; ReuseRecord because each row's fields are copied as needed.
 	r.csv.FieldsPerRecord = -1
@@ -126,10 +151,19 @@ func NewReader(src io.Reader, cfg ReaderConfig) (*Reader, error) {
 	return r, nil
 }
 
+// read reads the next record, noting where it starts.
+func (r *Reader) read() ([]string, error) {
+	r.src.begin(r.csv.InputOffset())
+	return r.csv.Read()
+}
+
 func (r *Reader) readHeader() error {
-	rec, err := r.csv.Read()
+	rec, err := r.read()
 	if errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: the file is empty; its first line must name the columns, one of them %q", ErrInvalidFile, DestinationColumn)
+	}
+	if errors.Is(err, errRowTooLong) {
+		return r.tooLong()
 	}
 	if err != nil {
 		return fmt.Errorf("%w: header (line 1): %w", ErrInvalidFile, err)
@@ -185,7 +219,7 @@ func (r *Reader) Offset() int64 { return r.src.n }
 // is the source's: reading cannot go on. The row returned is valid until the next
 // call, except Data, which is the caller's.
 func (r *Reader) Next() (*Row, error) {
-	rec, err := r.csv.Read()
+	rec, err := r.read()
 	if errors.Is(err, io.EOF) {
 		return nil, io.EOF
 	}
@@ -198,6 +232,9 @@ func (r *Reader) Next() (*Row, error) {
 		row.Err = &RowError{Line: pe.StartLine, Row: r.n, Reason: "not valid CSV: " + pe.Err.Error()}
 		row.hash = hashBad(pe.StartLine)
 		return row, nil
+	}
+	if errors.Is(err, errRowTooLong) {
+		return nil, r.tooLong()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read recipients file at row %d: %w", r.n, err)
@@ -228,7 +265,7 @@ func (r *Reader) build(rec []string, row *Row) string {
 		r.data[name] = rec[i]
 	}
 	r.buf.Reset()
-	if err := r.cfg.Template.execute(&r.buf, r.data); err != nil {
+	if err := r.cfg.Template.execute(&r.buf, r.data, r.outMax); err != nil {
 		return "template: " + err.Error()
 	}
 	if len(bytes.TrimSpace(r.buf.Bytes())) == 0 {
@@ -259,14 +296,52 @@ func (r *Reader) build(rec []string, row *Row) string {
 	return ""
 }
 
-// countingReader counts the bytes read through it.
+// tooLong is the error of a record over MaxRowBytes, naming the line it starts on.
+func (r *Reader) tooLong() error {
+	return fmt.Errorf("%w: line %d: the row is longer than %d bytes (a field without its closing quote, or not a recipients file?); reading stopped",
+		ErrInvalidFile, r.src.line, r.cfg.MaxRowBytes)
+}
+
+// errRowTooLong: a record grew past ReaderConfig.MaxRowBytes.
+var errRowTooLong = errors.New("row too long")
+
+// countingReader counts the bytes read through it, and the lines: it keeps the
+// offsets of the line breaks read ahead of the record being read, so that the
+// line it starts on is known. Past limit bytes beyond the start of the record it
+// fails with errRowTooLong.
 type countingReader struct {
-	r io.Reader
-	n int64
+	r      io.Reader
+	n      int64
+	limit  int64
+	start  int64   // where the record being read starts
+	line   int     // the line it starts on
+	breaks []int64 // offsets of the line breaks at or after start
+}
+
+// begin notes that the next record starts at offset start.
+func (c *countingReader) begin(start int64) {
+	i := 0
+	for i < len(c.breaks) && c.breaks[i] < start {
+		i++
+	}
+	c.line += i
+	c.breaks = append(c.breaks[:0], c.breaks[i:]...)
+	c.start = start
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
+	if c.limit > 0 && c.n-c.start > c.limit {
+		return 0, errRowTooLong
+	}
 	n, err := c.r.Read(p)
+	for i := 0; i < n; {
+		j := bytes.IndexByte(p[i:n], '\n')
+		if j < 0 {
+			break
+		}
+		c.breaks = append(c.breaks, c.n+int64(i+j))
+		i += j + 1
+	}
 	c.n += int64(n)
 	return n, err
 }

@@ -40,6 +40,19 @@ func ParseTemplate(text string) (*Template, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidTemplate, err)
 	}
+	// Checked before the first row: what could make one row's message unbounded
+	// in time or memory whatever the row holds.
+	for _, tr := range t.Templates() {
+		if tr.Tree == nil || tr.Tree.Root == nil {
+			continue
+		}
+		if tr.Name() != t.Name() {
+			return nil, fmt.Errorf("%w: {{define}} and {{block}} are not allowed: a campaign message is one template", ErrInvalidTemplate)
+		}
+		if err := checkNodes(tr.Tree.Root); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidTemplate, err)
+		}
+	}
 	sum := sha256.Sum256([]byte(text))
 	tp := &Template{text: text, tmpl: t, hash: "sha256:" + hex.EncodeToString(sum[:])}
 	if tree := t.Tree; tree != nil {
@@ -59,9 +72,146 @@ func (t *Template) Hash() string { return t.hash }
 // use.
 func (t *Template) Columns() []string { return slices.Clone(t.fields) }
 
-// execute writes the message for one row.
-func (t *Template) execute(w io.Writer, row map[string]string) error {
-	return t.tmpl.Execute(w, row)
+// execute writes the message for one row, at most limit bytes of it: past that
+// the rendering is stopped and the error wraps errTooLong.
+func (t *Template) execute(w io.Writer, row map[string]string, limit int) error {
+	lw := &limitWriter{w: w, left: limit}
+	err := t.tmpl.Execute(lw, row)
+	if lw.over {
+		return fmt.Errorf("%w: over %d bytes (the content limit and a margin); rendering stopped", errTooLong, limit)
+	}
+	return err
+}
+
+// errTooLong: a row's message grew past its bound while it was rendered.
+var errTooLong = errors.New("message too long")
+
+// limitWriter passes on at most left bytes, then fails every write.
+type limitWriter struct {
+	w    io.Writer
+	left int
+	over bool
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if len(p) > l.left {
+		l.over = true
+		return 0, errTooLong
+	}
+	l.left -= len(p)
+	return l.w.Write(p)
+}
+
+// checkNodes refuses what a template could use to run unbounded before a single
+// byte is written: a range over anything but a row field (a number, {{range
+// 100000000}}, loops that long whatever the output bound), a template call
+// (recursion), and printf with a width or precision of more than three digits, a
+// '*' width, or a format that is not a constant (fmt allocates the whole padding
+// before it writes).
+func checkNodes(n parse.Node) error {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return nil
+		}
+		for _, c := range n.Nodes {
+			if err := checkNodes(c); err != nil {
+				return err
+			}
+		}
+	case *parse.ActionNode:
+		return checkNodes(n.Pipe)
+	case *parse.PipeNode:
+		if n == nil {
+			return nil
+		}
+		for _, c := range n.Cmds {
+			if err := checkNodes(c); err != nil {
+				return err
+			}
+		}
+	case *parse.CommandNode:
+		if len(n.Args) > 0 {
+			if id, ok := n.Args[0].(*parse.IdentifierNode); ok && id.Ident == "printf" {
+				if err := checkPrintf(n); err != nil {
+					return err
+				}
+			}
+		}
+		for _, a := range n.Args {
+			if err := checkNodes(a); err != nil {
+				return err
+			}
+		}
+	case *parse.IfNode:
+		return checkBranch(&n.BranchNode)
+	case *parse.WithNode:
+		return checkBranch(&n.BranchNode)
+	case *parse.RangeNode:
+		if !rowFieldPipe(n.Pipe) {
+			return fmt.Errorf("line %d: {{range}} may only range over a row's field, e.g. {{range .items}}; found {{range %s}}",
+				n.Line, n.Pipe)
+		}
+		return checkBranch(&n.BranchNode)
+	case *parse.TemplateNode:
+		return fmt.Errorf("line %d: {{template %q}} is not allowed: a campaign message is one template", n.Line, n.Name)
+	}
+	return nil
+}
+
+func checkBranch(b *parse.BranchNode) error {
+	for _, c := range []parse.Node{b.Pipe, b.List, b.ElseList} {
+		if err := checkNodes(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rowFieldPipe reports whether p is one field of dot, such as .items.
+func rowFieldPipe(p *parse.PipeNode) bool {
+	if p == nil || len(p.Cmds) != 1 || len(p.Cmds[0].Args) != 1 {
+		return false
+	}
+	_, ok := p.Cmds[0].Args[0].(*parse.FieldNode)
+	return ok
+}
+
+// checkPrintf checks a printf call's format: a constant whose widths and
+// precisions have at most three digits, and no '*'.
+func checkPrintf(c *parse.CommandNode) error {
+	if len(c.Args) < 2 {
+		return nil
+	}
+	s, ok := c.Args[1].(*parse.StringNode)
+	if !ok {
+		return fmt.Errorf("printf: the format must be a constant string, not %s", c.Args[1])
+	}
+	f := s.Text
+	for i := 0; i < len(f); i++ {
+		if f[i] != '%' {
+			continue
+		}
+		digits := 0
+		for i++; i < len(f); i++ {
+			c := f[i]
+			switch {
+			case c == '*':
+				return fmt.Errorf("printf: format %q: a '*' width or precision is not allowed", f)
+			case c >= '0' && c <= '9':
+				digits++
+				if digits > 3 {
+					return fmt.Errorf("printf: format %q: widths and precisions may have at most 3 digits", f)
+				}
+				continue
+			case c == '.' || c == '+' || c == '-' || c == ' ' || c == '#' || c == '[' || c == ']':
+				digits = 0
+				continue
+			}
+			break
+		}
+	}
+	return nil
 }
 
 // rowFields collects the first identifier of every field reference made while dot

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,8 +32,10 @@ const (
 	trackerAckWait = 30 * time.Second
 	// flushTimeout bounds one flush or one reconciliation.
 	flushTimeout = 10 * time.Second
-	// nakDelay is the wait before events whose flush failed are counted again.
-	nakDelay = time.Second
+	// nakDelay is the wait before events whose flush failed are counted again;
+	// it doubles with each flush that fails in a row, up to nakDelayMax.
+	nakDelay    = time.Second
+	nakDelayMax = time.Minute
 )
 
 // TrackerConfig configures a Tracker.
@@ -82,6 +86,11 @@ type Tracker struct {
 	started  bool
 	stopOnce sync.Once
 	stopErr  error
+
+	// failures counts the flushes that failed in a row (loop goroutine only).
+	failures int
+	// writes counts the tally and record writes tried (for tests).
+	writes atomic.Int64
 }
 
 // tracked is one campaign job's event, waiting to be counted.
@@ -240,9 +249,10 @@ func (t *Tracker) receive(m jetstream.Msg) {
 		Status    job.Status `json:"status"`
 		Final     bool       `json:"final"`
 		Campaign  string     `json:"campaign"`
+		Duplicate bool       `json:"duplicate"`
 	}
-	if err := json.Unmarshal(data, &ev); err != nil || ev.Campaign == "" {
-		_ = m.Ack()
+	if err := json.Unmarshal(data, &ev); err != nil || ev.Campaign == "" || ev.Duplicate {
+		_ = m.Ack() // a duplicate's event is about another message, not the row's job
 		return
 	}
 	name, row, ok := ParseJobID(ev.JobID)
@@ -327,14 +337,20 @@ func (t *Tracker) flush(batch []tracked) {
 	ctx, cancel := context.WithTimeout(t.hardCtx, flushTimeout)
 	defer cancel()
 	if err := t.count(ctx, batch); err != nil {
+		// Wait longer after each failure in a row: an update that keeps failing
+		// is not tried again in a tight loop.
+		delay := flushRetryDelay(t.failures)
+		t.failures++
 		if !errors.Is(err, context.Canceled) {
-			t.log.Warn("campaign events not counted; they are delivered again", zap.Int("events", len(batch)), zap.Error(err))
+			t.log.Warn("campaign events not counted; they are delivered again", zap.Int("events", len(batch)),
+				zap.Duration("delay", delay), zap.Error(err))
 		}
 		for _, tr := range batch {
-			_ = tr.msg.NakWithDelay(nakDelay)
+			_ = tr.msg.NakWithDelay(delay)
 		}
 		return
 	}
+	t.failures = 0
 	for _, tr := range batch {
 		_ = tr.msg.Ack()
 	}
@@ -361,14 +377,36 @@ func (t *Tracker) count(ctx context.Context, batch []tracked) error {
 		if st == StateUnknown {
 			continue // no record: a campaign subject used by hand
 		}
+		// Only the campaign's rows count: an event of a job published to the
+		// campaign's subject with a row beyond the file (a forged or mistaken id)
+		// is dropped, so the record and its tallies stay bounded by the file.
+		need := 0
+		for _, marks := range chunks {
+			for _, m := range marks {
+				need = max(need, m.row)
+			}
+		}
+		limit, err := t.gate.rowLimit(ctx, name, need)
+		if err != nil {
+			return err
+		}
 		counts := make(map[int]ChunkCounts, len(chunks))
 		for c, marks := range chunks {
+			marks = slices.DeleteFunc(marks, func(m mark) bool { return m.row > limit })
+			if len(marks) == 0 {
+				continue
+			}
+			t.writes.Add(1)
 			cc, err := t.cfg.Store.applyMarks(ctx, name, c, marks)
 			if err != nil {
 				return err
 			}
 			counts[c] = cc
 		}
+		if len(counts) == 0 {
+			continue
+		}
+		t.writes.Add(1)
 		if _, err := t.cfg.Store.absorb(ctx, name, counts); err != nil {
 			return err
 		}
@@ -387,4 +425,10 @@ func (t *Tracker) reconcileAll() {
 			t.log.Warn("campaign not reconciled", zap.String("campaign", name), zap.Error(err))
 		}
 	}
+}
+
+// flushRetryDelay is how long events wait to be counted again after failures
+// flushes in a row failed before this one: nakDelay doubling, at most nakDelayMax.
+func flushRetryDelay(failures int) time.Duration {
+	return min(nakDelay<<min(failures, 6), nakDelayMax)
 }

@@ -1,6 +1,7 @@
-// Package campaignstate names the states of a campaign: what the campaign gate
-// tells a worker, without the worker depending on the campaign package (CSV,
-// templates, publisher, records, tracker).
+// Package campaignstate names the states of a campaign and the rule of its name:
+// what the campaign gate tells a worker, and what the worker checks of a job's
+// subject, without the worker depending on the campaign package (CSV, templates,
+// publisher, records, tracker).
 package campaignstate
 
 // State is where a campaign is in its life.

@@ -57,6 +57,9 @@ func appendEvent(b []byte, ev *job.Event) []byte {
 	b = strconv.AppendInt(b, int64(ev.Segments), 10)
 	b = append(b, `,"duplicate_risk":`...)
 	b = strconv.AppendBool(b, ev.DuplicateRisk)
+	if ev.Duplicate {
+		b = append(b, `,"duplicate":true`...)
+	}
 	b = append(b, `,"at":"`...)
 	b = ev.At.AppendFormat(b, time.RFC3339Nano)
 	return append(b, `"}`...)

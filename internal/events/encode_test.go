@@ -38,6 +38,9 @@ func TestEncodeEvent(t *testing.T) {
 			Attempts: 1, Segments: 1, DuplicateRisk: true, At: time.Date(2026, 11, 22, 9, 0, 1, 123456000, time.UTC),
 		}
 		requireLikeEncodingJSON(t, full)
+		dup := full
+		dup.Duplicate, dup.Seq = true, 7
+		requireLikeEncodingJSON(t, dup)
 		requireLikeEncodingJSON(t, job.Event{At: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)})
 		odd := full
 		odd.Error = "line\nbreak \xff bad utf8"

@@ -28,6 +28,15 @@ const (
 	// ReasonOutcomeUnknown: the lane's ambiguity policy is fail and the job's
 	// last submission's outcome is unknown.
 	ReasonOutcomeUnknown Reason = "outcome_unknown"
+	// ReasonInvalidSubject: the subject is not sms.send.<lane>[.<campaign>] with
+	// valid tokens (e.g. the literal sms.send.* or sms.send.>).
+	ReasonInvalidSubject Reason = "invalid_subject"
+	// ReasonDuplicateID: a job with the same id and other content was handled
+	// before; this one is not sent.
+	ReasonDuplicateID Reason = "duplicate_id"
+	// ReasonNotCampaignRow: a job on a campaign's subject that is not one of the
+	// campaign's rows.
+	ReasonNotCampaignRow Reason = "not_campaign_row"
 )
 
 // Dead-letter headers. The original message's headers are kept, except that its
@@ -89,13 +98,17 @@ func statusToken(st job.Status) string {
 // MsgID is the deduplication id of an event: "<job id>:<status>", with the attempt
 // number for retrying (it repeats once per attempt) and the gateway message id for
 // an acceptance after an attempt of unknown outcome (the job may be accepted twice).
-// A receipt that matched no job is "msg:<message id>:<status>".
+// A receipt that matched no job is "msg:<message id>:<status>". An event with
+// Duplicate set adds ":dup:<jobs-stream sequence>" of the duplicate.
 func MsgID(ev job.Event) string {
 	if ev.JobID == "" {
 		return "msg:" + ev.MessageID + ":" + string(ev.Status)
 	}
 	id := ev.JobID + ":" + string(ev.Status)
 	switch {
+	case ev.Duplicate:
+		// About another message that reused the id: never the job's own event.
+		id += ":dup:" + strconv.FormatUint(ev.Seq, 10)
 	case ev.Status == job.StatusRetrying:
 		id += ":" + strconv.Itoa(ev.Attempts)
 	case ev.Status == job.StatusAccepted && ev.DuplicateRisk:

@@ -57,6 +57,12 @@ type Entry struct {
 	// now). The reconciler waits from it rather than from the acceptance, and
 	// the entry is kept until it plus the reconciler's wait plus the retention.
 	Scheduled time.Time `json:"scheduled,omitzero"`
+	// Digest is job.Job.Digest of the job that made the entry: a later job with
+	// the same id and another digest is not the same job (duplicate_id).
+	Digest string `json:"digest,omitempty"`
+	// Seq is the jobs-stream sequence of the message that made the entry: a
+	// message of the same job under another sequence was published again.
+	Seq uint64 `json:"seq,omitempty"`
 	// TraceParent is the job's trace context, carried onto receipt events.
 	TraceParent string    `json:"traceparent,omitempty"`
 	Created     time.Time `json:"created"`
@@ -85,6 +91,7 @@ func FromJob(j *job.Job, now time.Time) *Entry {
 		Metadata:    j.Metadata,
 		Segments:    j.Segments,
 		TraceParent: j.TraceParent,
+		Digest:      j.Digest(),
 		Status:      StateQueued,
 		Scheduled:   scheduledAt(j.Scheduled),
 		Created:     now,

@@ -57,7 +57,16 @@ type Metrics struct {
 	circuitIsOpen bool
 	reconciled    *prometheus.CounterVec
 	buildInfo     *prometheus.GaugeVec
+
+	// lanes are the lane label values InitLanes named; any other lane is
+	// counted as LaneUnknown, so that what producers publish cannot add series.
+	lanesMu sync.RWMutex
+	lanes   map[string]bool
 }
+
+// LaneUnknown is the lane label of jobs on a lane that is not configured (or on
+// a subject with no valid lane).
+const LaneUnknown = "unknown"
 
 // New returns the series, registered in a new registry with the Go runtime and
 // process collectors.
@@ -211,17 +220,32 @@ func (m *Metrics) InitLanes(lanes ...string) {
 	if m == nil {
 		return
 	}
+	m.lanesMu.Lock()
+	if m.lanes == nil {
+		m.lanes = make(map[string]bool, len(lanes))
+	}
 	for _, l := range lanes {
+		m.lanes[l] = true
+	}
+	m.lanesMu.Unlock()
+	for _, l := range append(lanes, LaneUnknown) {
 		for _, o := range jobOutcomes {
 			m.jobs.WithLabelValues(l, string(o))
 		}
 	}
 }
 
-// JobDone counts one job of lane whose handling ended in o.
+// JobDone counts one job of lane whose handling ended in o. A lane InitLanes did
+// not name counts as LaneUnknown.
 func (m *Metrics) JobDone(lane string, o JobOutcome) {
 	if m == nil {
 		return
+	}
+	m.lanesMu.RLock()
+	known := m.lanes[lane]
+	m.lanesMu.RUnlock()
+	if !known {
+		lane = LaneUnknown
 	}
 	m.jobs.WithLabelValues(lane, string(o)).Inc()
 }

@@ -62,7 +62,6 @@ func TestMetrics(t *testing.T) {
 
 		want := map[string]float64{
 			`jetsms_build_info{version="1.2.3"}`:                                     1,
-			`jetsms_jobs_total{lane="bulk",outcome="failed"}`:                        1,
 			`jetsms_ratelimit_wait_seconds_count`:                                    1,
 			`jetsms_ratelimit_wait_seconds_sum`:                                      0.25,
 			`jetsms_rate_per_second`:                                                 40,
@@ -91,8 +90,11 @@ func TestMetrics(t *testing.T) {
 		// Series with a fixed set of labels start at zero.
 		for _, o := range []string{"accepted", "failed", "expired", "suppressed", "cancelled", "retrying", "released", "duplicate_skipped"} {
 			want[`jetsms_jobs_total{lane="priority",outcome="`+o+`"}`] = 0
+			want[`jetsms_jobs_total{lane="unknown",outcome="`+o+`"}`] = 0
 		}
 		want[`jetsms_jobs_total{lane="priority",outcome="accepted"}`] = 2
+		// bulk was not named by InitLanes: it counts as unknown.
+		want[`jetsms_jobs_total{lane="unknown",outcome="failed"}`] = 1
 		for _, r := range []string{"slowed", "recovered", "ceiling", "suspended", "resumed"} {
 			want[`jetsms_rate_changes_total{reason="`+r+`"}`] = 0
 		}
@@ -152,6 +154,7 @@ func TestMetrics(t *testing.T) {
 	t.Run("ConcurrentUpdatesAddUp", func(t *testing.T) {
 		t.Parallel()
 		m := New()
+		m.InitLanes("default")
 		var wg sync.WaitGroup
 		for i := range 8 {
 			wg.Go(func() {
@@ -169,6 +172,27 @@ func TestMetrics(t *testing.T) {
 		require.Equal(t, 800.0, got[`jetsms_jobs_total{lane="default",outcome="accepted"}`])
 		require.Equal(t, 0.0, got[`jetsms_inflight_submissions`])
 		require.Equal(t, 0.0, got[`jetsms_circuit_open`])
+	})
+
+	t.Run("UnknownLanesShareOneLabelValue", func(t *testing.T) {
+		t.Parallel()
+		m := New()
+		m.InitLanes("priority", "bulk")
+		for i := range 30 {
+			m.JobDone(fmt.Sprintf("nosuch%d", i), JobFailed)
+		}
+		m.JobDone("_", JobFailed)
+		m.JobDone("bulk", JobFailed)
+		got := samples(scrape(t, m.Handler()), "jetsms_jobs_total", false)
+		lanes := map[string]bool{}
+		for series := range got {
+			_, rest, _ := strings.Cut(series, `lane="`)
+			lane, _, _ := strings.Cut(rest, `"`)
+			lanes[lane] = true
+		}
+		require.Equal(t, map[string]bool{"priority": true, "bulk": true, "unknown": true}, lanes)
+		require.Equal(t, 31.0, got[`jetsms_jobs_total{lane="unknown",outcome="failed"}`])
+		require.Equal(t, 1.0, got[`jetsms_jobs_total{lane="bulk",outcome="failed"}`])
 	})
 
 	t.Run("NilMetricsDoNothing", func(t *testing.T) {
