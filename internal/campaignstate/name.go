@@ -32,4 +32,3 @@ func ValidateName(name string) error {
 	}
 	return nil
 }
-
