@@ -213,11 +213,11 @@ func TestComposeTopology(t *testing.T) {
 		common...)...)
 	sandbox.waitLog(t, 30*time.Second, "gateway simulator listening")
 	receiver := start(t, "receiver", append([]string{"receiver", "--callbacks.listen", receiverAddr,
-		"--gateway.url", "http://" + simAddr}, common...)...)
+		"--gateway.url", "http://" + simAddr + gwsim.BasePath}, common...)...)
 	receiver.waitLog(t, 30*time.Second, "jetsms running")
 	for i := range 2 {
 		w := start(t, fmt.Sprintf("worker-%d", i), append([]string{"worker", "--callbacks.listen", "127.0.0.1:0",
-			"--gateway.url", "http://" + simAddr}, common...)...)
+			"--gateway.url", "http://" + simAddr + gwsim.BasePath}, common...)...)
 		w.waitLog(t, 30*time.Second, "jetsms running")
 	}
 
