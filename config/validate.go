@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetsms/jetsms/internal/redact"
 	"github.com/jetsms/jetsms/internal/subjects"
 )
 
@@ -251,6 +252,10 @@ func laneNames(lanes []string) error {
 		if err := subjects.ValidateToken(l); err != nil {
 			return fmt.Errorf("lane name %w", err)
 		}
+		if l == "_" || l == "_callbacks" {
+			// The dead-letter tokens of jobs without a lane and of callbacks.
+			return fmt.Errorf("lane name %q is reserved", l)
+		}
 		if seen[l] {
 			return fmt.Errorf("lane %q is listed twice", l)
 		}
@@ -294,29 +299,5 @@ func gatewayURL(s string) error {
 }
 
 // redactURLs hides the password of every URL in a comma-separated list, or the
-// whole user part when it has no password (it may be a token). It works on the
-// text, so a URL that does not parse is hidden too.
-func redactURLs(list string) string {
-	parts := strings.Split(list, ",")
-	for i, p := range parts {
-		start := 0
-		if j := strings.Index(p, "://"); j >= 0 {
-			start = j + 3
-		}
-		end := len(p)
-		if j := strings.IndexAny(p[start:], "/?#"); j >= 0 {
-			end = start + j
-		}
-		at := strings.LastIndex(p[start:end], "@")
-		if at < 0 {
-			continue
-		}
-		at += start
-		userinfo := "***"
-		if user, _, hasPassword := strings.Cut(p[start:at], ":"); hasPassword {
-			userinfo = user + ":***"
-		}
-		parts[i] = p[:start] + userinfo + p[at:]
-	}
-	return strings.Join(parts, ",")
-}
+// whole user part when it has no password (it may be a token); see redact.URL.
+func redactURLs(list string) string { return redact.URL(list) }

@@ -295,13 +295,14 @@ func TestReceiver(t *testing.T) {
 	t.Run("BodyAtTheLimitWhoseStoredFormIsTooLargeIs413Not503", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, withCredentials(), ServerConfig{}, nil, nil)
-		head, tail := `{"message_id":"m1","status":"sent","detail":"`, `"}`
+		// content is the one field bounded by the body alone.
+		head, tail := `{"id":"m1","source":"+64211234567","destination":"2021","content":"`, `"}`
 		body := head + strings.Repeat("x", MaxBodyBytes-len(head)-len(tail)) + tail
 		require.Len(t, body, MaxBodyBytes)
-		a := b.post(t, PathDLR, body)
+		a := b.post(t, PathMO, body)
 		require.Equal(t, http.StatusRequestEntityTooLarge, a.status, "%s", a.body)
 		require.Empty(t, a.header.Get("Retry-After"))
-		require.Equal(t, Counts{TooLarge: 1}, b.rc.Stats().DLR)
+		require.Equal(t, Counts{TooLarge: 1}, b.rc.Stats().MO)
 	})
 
 	t.Run("MalformedOrMistypedBodyIs400NamingTheField", func(t *testing.T) {

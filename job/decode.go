@@ -17,6 +17,16 @@ const MaxSegmentsDefault = 10
 // MaxScheduleAhead is how far ahead a job may be scheduled (the gateway's limit).
 const MaxScheduleAhead = 60 * 24 * time.Hour
 
+// Limits of the strings a job passes to the gateway as they are, in bytes of
+// UTF-8 (docs/contract.md). The gateway's documents give none; these leave room
+// for any short code, sender id or reference a producer uses.
+const (
+	MaxSourceBytes    = 64
+	MaxReferenceBytes = 128
+	MaxClassBytes     = 64
+	MaxMaskBytes      = 64
+)
+
 // MaxMetadataBytes is the largest metadata object, as JSON: the field's value as
 // sent, whitespace and escapes included.
 const MaxMetadataBytes = 4096
@@ -254,11 +264,23 @@ func (d Decoder) Decode(data []byte) (Job, error) {
 		inv.add("content", "is required")
 	}
 
-	// Strings passed to the gateway as they are.
-	j.Source, _ = str(&inv, fSource, raw[fSource], validUTF8)
-	j.Reference, _ = str(&inv, fReference, raw[fReference], validUTF8)
-	j.Class, _ = str(&inv, fClass, raw[fClass], validUTF8)
-	j.Mask, _ = str(&inv, fMask, raw[fMask], validUTF8)
+	// Strings passed to the gateway as they are, each bounded: the gateway's
+	// documents give no limit, and a receipt's reference is looked up by name.
+	for _, f := range []struct {
+		field int
+		dst   *string
+		max   int
+	}{
+		{fSource, &j.Source, MaxSourceBytes},
+		{fReference, &j.Reference, MaxReferenceBytes},
+		{fClass, &j.Class, MaxClassBytes},
+		{fMask, &j.Mask, MaxMaskBytes},
+	} {
+		*f.dst, _ = str(&inv, f.field, raw[f.field], validUTF8)
+		if len(*f.dst) > f.max {
+			inv.addf(fieldNames[f.field], "is %d bytes; at most %d are allowed", len(*f.dst), f.max)
+		}
+	}
 
 	// sms_class
 	if r := raw[fSMSClass]; !isAbsent(r) {

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jetsms/jetsms/dispatcher"
+	campaignpkg "github.com/jetsms/jetsms/internal/campaign"
 	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/internal/ledger"
 	"github.com/jetsms/jetsms/internal/metrics"
@@ -100,6 +101,15 @@ func (w *Worker) decode(r *jobRun) error {
 	d := job.Decoder{MaxSegments: w.cfg.MaxSegments, Now: func() time.Time { return published }}
 	j, err := d.Decode(r.msg.Data())
 	j.Lane, j.Campaign = lane, campaign
+	if campaign != "" {
+		// The subject's campaign token becomes a KV key and a field of every
+		// event: one that is not a campaign name ends the job here, before any
+		// of that, and is not kept.
+		if cerr := campaignpkg.ValidateName(campaign); cerr != nil {
+			err = errors.Join(err, &job.FieldError{Field: "campaign (subject token)", Rule: cerr.Error()})
+			j.Campaign = ""
+		}
+	}
 	j.TraceParent = r.msg.Headers().Get(job.TraceParentHeader)
 	if j.ID == "" {
 		j.ID = fallbackID(r)

@@ -28,7 +28,17 @@ const (
 	// ReasonOutcomeUnknown: the lane's ambiguity policy is fail and the job's
 	// last submission's outcome is unknown.
 	ReasonOutcomeUnknown Reason = "outcome_unknown"
+	// ReasonCallbackFailed: a stored gateway callback (DLR or MO) whose
+	// resolving failed every time, up to the resolver's max deliveries, or
+	// cannot succeed (a value that cannot be a NATS name). It is dead-lettered
+	// on DeadCallbacks with its callback's Nats-Msg-Id as the job id.
+	ReasonCallbackFailed Reason = "callback_failed"
 )
+
+// DeadCallbacks is the lane token of dead-lettered callbacks:
+// <prefix>.dead._callbacks. No configured lane has it (a lane name does not
+// start with '_').
+const DeadCallbacks = "_callbacks"
 
 // Dead-letter headers. The original message's headers are kept, except that its
 // Nats-Msg-Id moves to HeaderOriginalMsgID (the dead-letter stream deduplicates on

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetsms/jetsms/internal/redact"
+	"github.com/jetsms/jetsms/internal/subjects"
 )
 
 // RetentionDefault is how long an entry is kept after its last write.
@@ -67,7 +70,12 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config) (*Ledger, err
 
 // Get returns a job's entry and its revision, or ErrNotFound.
 func (l *Ledger) Get(ctx context.Context, jobID string) (*Entry, uint64, error) {
-	kve, err := l.kv.Get(ctx, jobKey(jobID))
+	key, err := jobKey(jobID)
+	if err != nil {
+		// No entry can have a key that cannot be built.
+		return nil, 0, fmt.Errorf("job %s: %w: %w", redact.Quote(jobID), ErrNotFound, err)
+	}
+	kve, err := l.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, fmt.Errorf("job %s: %w", jobID, ErrNotFound)
 	}
@@ -88,7 +96,11 @@ func (l *Ledger) Create(ctx context.Context, e *Entry) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("encode ledger entry of job %s: %w", e.JobID, err)
 	}
-	rev, err := l.kv.Create(ctx, jobKey(e.JobID), data)
+	key, err := jobKey(e.JobID)
+	if err != nil {
+		return 0, fmt.Errorf("create ledger entry of job %s: %w", redact.Quote(e.JobID), err)
+	}
+	rev, err := l.kv.Create(ctx, key, data)
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return 0, fmt.Errorf("create ledger entry of job %s: %w", e.JobID, ErrConflict)
 	}
@@ -105,7 +117,11 @@ func (l *Ledger) Update(ctx context.Context, e *Entry, rev uint64) (uint64, erro
 	if err != nil {
 		return 0, fmt.Errorf("encode ledger entry of job %s: %w", e.JobID, err)
 	}
-	next, err := l.kv.Update(ctx, jobKey(e.JobID), data, rev)
+	key, err := jobKey(e.JobID)
+	if err != nil {
+		return 0, fmt.Errorf("update ledger entry of job %s: %w", redact.Quote(e.JobID), err)
+	}
+	next, err := l.kv.Update(ctx, key, data, rev)
 	if isWrongRevision(err) {
 		return 0, fmt.Errorf("update ledger entry of job %s: %w", e.JobID, ErrConflict)
 	}
@@ -173,7 +189,11 @@ func pause(ctx context.Context, try int) error {
 
 // Index records that the gateway's message id belongs to the job.
 func (l *Ledger) Index(ctx context.Context, messageID, jobID string) error {
-	if _, err := l.kv.Put(ctx, messageKey(messageID), []byte(jobID)); err != nil {
+	key, err := messageKey(messageID)
+	if err != nil {
+		return fmt.Errorf("index message %s of job %s: %w", redact.Quote(messageID), jobID, err)
+	}
+	if _, err := l.kv.Put(ctx, key, []byte(jobID)); err != nil {
 		return fmt.Errorf("index message %s of job %s: %w", messageID, jobID, err)
 	}
 	return nil
@@ -181,7 +201,11 @@ func (l *Ledger) Index(ctx context.Context, messageID, jobID string) error {
 
 // Lookup returns the job a gateway message id belongs to, or ErrNotFound.
 func (l *Ledger) Lookup(ctx context.Context, messageID string) (string, error) {
-	kve, err := l.kv.Get(ctx, messageKey(messageID))
+	key, err := messageKey(messageID)
+	if err != nil {
+		return "", fmt.Errorf("message %s: %w: %w", redact.Quote(messageID), ErrNotFound, err)
+	}
+	kve, err := l.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return "", fmt.Errorf("message %s: %w", messageID, ErrNotFound)
 	}
@@ -214,9 +238,10 @@ func isWrongRevision(err error) bool { return errors.Is(err, jetstream.ErrKeyRev
 
 // Keys: "j.<job id>" and "m.<message id>", each id escaped so that any id makes
 // one valid key token: bytes outside A-Z a-z 0-9 _ - are written =XX (hex). Job ids
-// never hold '=', so the escape is one-to-one.
-func jobKey(id string) string     { return "j." + escape(id) }
-func messageKey(id string) string { return "m." + escape(id) }
+// never hold '=', so the escape is one-to-one. subjects.Key builds them, and
+// refuses an id whose key would exceed subjects.MaxKeyBytes.
+func jobKey(id string) (string, error)     { return subjects.Key("j", escape(id)) }
+func messageKey(id string) (string, error) { return subjects.Key("m", escape(id)) }
 
 const hexDigits = "0123456789ABCDEF"
 
