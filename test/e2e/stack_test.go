@@ -87,11 +87,13 @@ type stack struct {
 	ledger   *ledger.Ledger
 	optOuts  *optout.List
 	receiver *dlr.Receiver
-	tap      *tap
-	sim      *gwsim.Simulator
-	resolver *resolve.Resolver
-	status   *eventLog
-	inbound  *brokertest.Watcher
+	// callbacksURL is the receiver's base URL, without credentials.
+	callbacksURL string
+	tap          *tap
+	sim          *gwsim.Simulator
+	resolver     *resolve.Resolver
+	status       *eventLog
+	inbound      *brokertest.Watcher
 	// With options.campaigns: the campaign bucket, the worker's gate and the
 	// tracker.
 	campaigns *campaign.Store
@@ -137,6 +139,7 @@ func setup(t *testing.T, opt options) *stack {
 	require.NoError(t, err)
 	srv, err := dlr.NewServer(dlr.ServerConfig{Addr: ln.Addr().String()}, mux, log)
 	require.NoError(t, err)
+	s.callbacksURL = "http://" + ln.Addr().String()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	t.Cleanup(func() {
