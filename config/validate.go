@@ -117,6 +117,12 @@ func (c *Config) crossProblems(from map[string]origin, needGateway bool) []error
 		required("gateway.password")
 	}
 	bothOrNeither("callbacks.username", "callbacks.password")
+	if needGateway && !c.IsSandbox() && !isSet("callbacks.username") && !isSet("callbacks.password") && !c.Callbacks.AllowUnauthenticated {
+		// The sandbox gets generated credentials at start (SandboxCallbackCredentials).
+		errs = append(errs, errors.New("callbacks.username: required, with callbacks.password, so that only the gateway can post receipts and replies "+
+			"(anyone else could end jobs, change the opt-out list and fake inbound messages); "+
+			"set both, or set callbacks.allow_unauthenticated: true to accept callbacks from anyone"))
+	}
 	bothOrNeither("nats.tls.cert", "nats.tls.key")
 	if isSet("nats.token") && isSet("nats.user") {
 		errs = append(errs, fmt.Errorf("nats.token: cannot be combined with nats.user; use nats.user with nats.password, or nats.token alone%s",
@@ -282,6 +288,17 @@ func natsURLs(list string) error {
 		u, err := url.Parse(full)
 		if err != nil || u.Host == "" || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, u.Scheme) {
 			return fmt.Errorf("%q is not a NATS URL such as nats://host:4222 (schemes nats, tls, ws and wss)", redactURLs(part))
+		}
+	}
+	return nil
+}
+
+// cidrs checks callbacks.allow_from: each entry a CIDR (192.0.2.0/24,
+// 2001:db8::/32) or a single address.
+func cidrs(list []string) error {
+	for i, s := range list {
+		if _, err := parsePrefix(s); err != nil {
+			return fmt.Errorf("entry %d, %s, is not a CIDR such as 192.0.2.0/24 or an IP address", i+1, redact.Quote(s))
 		}
 	}
 	return nil

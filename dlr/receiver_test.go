@@ -61,6 +61,9 @@ func setup(t *testing.T, cfg Config, scfg ServerConfig, env *brokertest.Env, js 
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return testNow }
 	}
+	if cfg.Username == "" {
+		cfg.AllowUnauthenticated = true // the tests of what credentials change set them
+	}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
 	rc, err := New(cfg, js, env.Names, log)
 	require.NoError(t, err)
@@ -498,8 +501,9 @@ func TestNew(t *testing.T) {
 	}{
 		{"UserWithoutPassword", Config{Username: "gw"}, "Username and Password must be set together"},
 		{"PasswordWithoutUser", Config{Password: "pw"}, "Username and Password must be set together"},
-		{"NegativePublishTimeout", Config{PublishTimeout: -time.Second}, "PublishTimeout -1s: must be >= 0"},
-		{"NegativeRetryAfter", Config{RetryAfter: -time.Second}, "RetryAfter -1s: must be >= 0"},
+		{"NegativePublishTimeout", Config{AllowUnauthenticated: true, PublishTimeout: -time.Second}, "PublishTimeout -1s: must be >= 0"},
+		{"NegativeRetryAfter", Config{AllowUnauthenticated: true, RetryAfter: -time.Second}, "RetryAfter -1s: must be >= 0"},
+		{"NoCredentials", Config{}, "no callback credentials"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -33,6 +33,7 @@ import (
 	"github.com/jetsms/jetsms/internal/ledger"
 	"github.com/jetsms/jetsms/internal/metrics"
 	"github.com/jetsms/jetsms/internal/optout"
+	"github.com/jetsms/jetsms/internal/redact"
 	"github.com/jetsms/jetsms/internal/resolve"
 	"github.com/jetsms/jetsms/internal/subjects"
 	"github.com/jetsms/jetsms/ratelimit"
@@ -153,6 +154,11 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 	// The connection closes after everything that publishes has stopped, so every
 	// event of a job in flight is flushed first.
 	defer func() { _ = nc.FlushTimeout(5 * time.Second); nc.Close() }()
+	// Liveness (issue 12): a connection the server closed for good ends ctx, so
+	// everything stops, and the process exits non-zero (forced after
+	// broker.ExitAfterDefault) for its supervisor to restart; /healthz fails.
+	ctx, connWatch := broker.Watch(ctx, nc, broker.WatchConfig{}, log)
+	defer func() { connWatch.Stop(); err = connWatch.Err(err) }()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
@@ -189,7 +195,13 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 
 	// The HTTP listener: callbacks, health and readiness. It is bound now, so the
 	// simulator below knows where to send receipts, and serves once all is set.
-	receiver, err := dlr.New(dlr.Config{Username: cfg.Callbacks.Username, Password: cfg.Callbacks.Password, Metrics: m}, js, names, log)
+	// Callbacks are authenticated by default (issue 12): the built-in simulator
+	// gets generated credentials, which its callback URLs carry.
+	if _, err := cfg.SandboxCallbackCredentials(); err != nil {
+		return err
+	}
+	receiver, err := dlr.New(dlr.Config{Username: cfg.Callbacks.Username, Password: cfg.Callbacks.Password, Metrics: m,
+		AllowUnauthenticated: cfg.Callbacks.AllowUnauthenticated, AllowFrom: cfg.Callbacks.AllowFromPrefixes()}, js, names, log)
 	if err != nil {
 		return fmt.Errorf("callbacks: %w", err)
 	}
@@ -197,7 +209,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 	if err != nil {
 		return fmt.Errorf("callbacks.listen: %w", err)
 	}
-	health := &health{nc: nc}
+	health := &health{nc: nc, live: connWatch.Alive}
 	httpSrv, err := dlr.NewServer(dlr.ServerConfig{Addr: ln.Addr().String()}, routes(receiver, health, m.Handler()), log)
 	if err != nil {
 		_ = ln.Close()
@@ -354,7 +366,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 	}
 	cancelSetup()
 	health.ready.Store(true)
-	log.Info("jetsms running", zap.String("version", versionString()), zap.String("nats", natsURL),
+	log.Info("jetsms running", zap.String("version", versionString()), zap.String("nats", redact.URL(natsURL)),
 		zap.String("callbacks", callbackURL+dlr.PathDLR), zap.Bool("sending", w != nil),
 		zap.String("jobs", names.SendAll()), zap.Float64("rate_per_second", cfg.Rate.PerSecond))
 
@@ -392,6 +404,7 @@ func stopWithin(log *zap.Logger, name string, stop func(context.Context) error) 
 // health answers /healthz and /readyz.
 type health struct {
 	nc    *nats.Conn
+	live  func() bool // the NATS connection can serve: broker.ConnWatch.Alive
 	ready atomic.Bool
 	// circuit, once the worker runs, says whether it stopped taking jobs.
 	circuit atomic.Pointer[func() (bool, string)]
@@ -416,6 +429,10 @@ func routes(receiver http.Handler, h *health, metricsHandler http.Handler) http.
 	mux.Handle(dlr.PathDLR, receiver)
 	mux.Handle(dlr.PathMO, receiver)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if h.live != nil && !h.live() {
+			http.Error(w, "not live: nats_connection_lost", http.StatusServiceUnavailable)
+			return
+		}
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {

@@ -147,4 +147,3 @@ func TestEdges(t *testing.T) {
 		s.requireConnected(t)
 	})
 }
-
