@@ -113,3 +113,22 @@ func (j *Job) Event(st Status, at time.Time) Event {
 
 // TraceParentHeader is the W3C trace-context header a job may carry.
 const TraceParentHeader = "traceparent"
+
+// ValidTraceParent reports whether s has the shape of a W3C traceparent:
+// version-traceid-parentid-flags, 2-32-16-2 lowercase hex digits (55 bytes).
+// A header of another shape is ignored, as the W3C recommendation says, so that
+// no value of any length from a producer travels on.
+func ValidTraceParent(s string) bool {
+	if len(s) != 55 || s[2] != '-' || s[35] != '-' || s[52] != '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if i == 2 || i == 35 || i == 52 {
+			continue
+		}
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

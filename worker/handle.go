@@ -110,7 +110,9 @@ func (w *Worker) decode(r *jobRun) error {
 			j.Campaign = ""
 		}
 	}
-	j.TraceParent = r.msg.Headers().Get(job.TraceParentHeader)
+	if tp := r.msg.Headers().Get(job.TraceParentHeader); job.ValidTraceParent(tp) {
+		j.TraceParent = tp // a header of another shape is dropped, not passed on
+	}
 	if j.ID == "" {
 		j.ID = fallbackID(r)
 		if idErr := job.CheckID(j.ID); idErr != nil {

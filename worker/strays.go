@@ -11,6 +11,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jetsms/jetsms/internal/events"
+	"github.com/jetsms/jetsms/internal/redact"
+	"github.com/jetsms/jetsms/internal/subjects"
 	"github.com/jetsms/jetsms/job"
 )
 
@@ -104,9 +106,11 @@ func (w *Worker) endStray(ctx context.Context, m jetstream.Msg, lanes string) {
 	}
 	r := &jobRun{msg: m, meta: meta}
 	_ = w.decode(r) // for the id, destination and metadata of the event, as far as they read
-	if r.job.Lane == "" {
-		r.job.Lane = "_"
+	given := r.job.Lane
+	if subjects.ValidateToken(given) != nil {
+		// Not a name jetsms may use (a metrics label, a dead-letter subject).
+		r.job.Lane = subjects.DeadOther
 	}
 	w.end(ctx, r, job.StatusFailed, events.ReasonUnknownLane,
-		fmt.Sprintf("lane: %q is not configured (lanes: %s)", r.job.Lane, lanes), "")
+		fmt.Sprintf("lane: %s is not configured (lanes: %s)", redact.Quote(given), lanes), "")
 }

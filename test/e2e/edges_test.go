@@ -147,3 +147,20 @@ func TestEdges(t *testing.T) {
 		s.requireConnected(t)
 	})
 }
+
+// TestEdgesStrayLane: a job on a 3,900-character lane token is ended by the
+// sweep of unknown lanes, and the connection stays.
+func TestEdgesStrayLane(t *testing.T) {
+	t.Parallel()
+	s := setup(t, options{})
+	lane := strings.Repeat("l", 3900)
+	require.NoError(t, s.env.Conn.Publish("sms.send."+lane,
+		[]byte(`{"id":"long-lane","destination":"+64211234567","content":"hi"}`)))
+	ev := s.status.waitFinal(t, "long-lane")
+	require.Equal(t, job.StatusFailed, ev.Status)
+	require.Equal(t, "_", ev.Lane, "a lane that cannot be a name is not kept")
+	require.Less(t, len(ev.Error), 256, "the error quotes the lane cut short")
+	s.requireConnected(t)
+	s.sendOne(t, "after-long-lane")
+	s.requireConnected(t)
+}
