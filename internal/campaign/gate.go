@@ -212,7 +212,11 @@ func (g *Gate) State(ctx context.Context, campaign string) (State, error) {
 		return StateUnknown, nil
 	}
 	// A record stored a moment ago may not have reached the watch yet.
-	e, err := g.kv.Get(ctx, campaign)
+	key, err := recordKey(campaign)
+	if err != nil {
+		return StateUnknown, nil // checked above; no record has such a name
+	}
+	e, err := g.kv.Get(ctx, key)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrInvalidKey):
 		g.mu.Lock()
