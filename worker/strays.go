@@ -52,7 +52,7 @@ func (w *Worker) sweepOnce(ctx context.Context) error {
 			continue
 		}
 		if err := w.drainStray(ctx, s, subject); err != nil {
-			return fmt.Errorf("subject %s: %w", subject, err)
+			return fmt.Errorf("subject %s: %w", redact.Cut(subject), err)
 		}
 	}
 	return nil

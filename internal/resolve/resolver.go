@@ -272,7 +272,7 @@ func (r *Resolver) handle(m jetstream.Msg) {
 	case r.cfg.Names.CallbackMO():
 		err = r.inboundMsg(ctx, m)
 	default:
-		r.log.Warn("callback on an unknown subject, dropped", zap.String("subject", m.Subject()))
+		r.log.Warn("callback on an unknown subject, dropped", zap.String("subject", redact.Cut(m.Subject())))
 		_ = m.Term()
 		return
 	}
@@ -288,7 +288,7 @@ func (r *Resolver) handle(m jetstream.Msg) {
 		if meta, merr := m.Metadata(); merr == nil {
 			delivered = meta.NumDelivered
 		}
-		r.log.Warn("callback not resolved; retried later", zap.String("subject", m.Subject()),
+		r.log.Warn("callback not resolved; retried later", zap.String("subject", redact.Cut(m.Subject())),
 			zap.Uint64("delivered", delivered), zap.Error(err))
 		_ = m.NakWithDelay(retryDelay(r.cfg.RetryDelay, delivered))
 	}
