@@ -1,12 +1,14 @@
 package main
 
 import (
+	"net"
 	"net/http"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetsms/jetsms/internal/broker/brokertest"
@@ -101,4 +103,40 @@ func get(t *testing.T, u string) int {
 	}
 	_ = resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestNATSConnectionClosedForGood: the server starts requiring credentials the
+// process does not have, then kicks it; nats.go gives up after the refused
+// reconnects and closes the connection for good. Within 10 s the process has
+// exited non-zero, for its supervisor to start a new one.
+func TestNATSConnectionClosedForGood(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	require.NoError(t, ln.Close())
+	opts := &server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
+	srv, err := server.NewServer(opts)
+	require.NoError(t, err)
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	require.True(t, srv.ReadyForConnections(10*time.Second))
+
+	p := startJetsms(t, nil, "receiver", "--nats.url", srv.ClientURL(), "--gateway.username", "app", "--gateway.password", "pw",
+		"--callbacks.username", "gw", "--callbacks.password", "cb", "--callbacks.listen", "127.0.0.1:0")
+	p.waitLog(t, startTimeout, "jetsms running")
+
+	locked := *opts
+	locked.Username, locked.Password = "someone-else", "not-jetsms"
+	require.NoError(t, srv.ReloadOptions(&locked))
+	connz, err := srv.Connz(nil)
+	require.NoError(t, err)
+	for _, c := range connz.Conns {
+		require.NoError(t, srv.DisconnectClientByID(c.Cid))
+	}
+	start := time.Now()
+	code := p.wait(t, 10*time.Second)
+	require.NotEqual(t, 0, code, "exited non-zero")
+	require.Less(t, time.Since(start), 10*time.Second)
+	p.waitLog(t, 0, "NATS connection closed for good; stopping")
 }
