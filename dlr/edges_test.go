@@ -98,3 +98,14 @@ func TestAllowFrom(t *testing.T) {
 		require.True(t, strings.Contains(string(a.body), "stored"))
 	})
 }
+
+func TestHeadersBounded(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withCredentials(), ServerConfig{}, nil, nil)
+	a := b.do(t, http.MethodPost, PathDLR, strings.NewReader(`{}`), func(r *http.Request) {
+		r.SetBasicAuth(testUser, testPassword.Reveal())
+		r.Header.Set("X-Long", strings.Repeat("9", 64<<10))
+	})
+	require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, a.status)
+	require.Empty(t, b.stored(t))
+}
