@@ -738,3 +738,56 @@ func dropUnknownLanes(c *Config) {
 		byName[name].setItems(c, append([]string{}, byName[name].items(c)...))
 	}
 }
+
+func TestCallbackSecurity(t *testing.T) {
+	t.Parallel()
+
+	t.Run("AllowFromTakesCIDRsAndAddresses", func(t *testing.T) {
+		t.Parallel()
+		c := Callbacks{AllowFrom: []string{"192.0.2.0/24", " 198.51.100.7 ", "2001:db8::/32", "10.1.2.3/8"}}
+		got := c.AllowFromPrefixes()
+		require.Len(t, got, 4)
+		require.Equal(t, "192.0.2.0/24", got[0].String())
+		require.Equal(t, "198.51.100.7/32", got[1].String())
+		require.Equal(t, "2001:db8::/32", got[2].String())
+		require.Equal(t, "10.0.0.0/8", got[3].String(), "masked")
+	})
+
+	t.Run("TheSandboxGetsGeneratedCredentials", func(t *testing.T) {
+		t.Parallel()
+		c := sandboxDefault()
+		made, err := c.SandboxCallbackCredentials()
+		require.NoError(t, err)
+		require.True(t, made)
+		require.NotEmpty(t, c.Callbacks.Username)
+		require.GreaterOrEqual(t, len(c.Callbacks.Password.Reveal()), 32)
+		other := sandboxDefault()
+		_, err = other.SandboxCallbackCredentials()
+		require.NoError(t, err)
+		require.NotEqual(t, c.Callbacks.Password, other.Callbacks.Password, "random each start")
+
+		// Configured credentials, allow_unauthenticated and a real gateway are left alone.
+		set := sandboxDefault()
+		set.Callbacks.Username, set.Callbacks.Password = "gw", "mine"
+		made, err = set.SandboxCallbackCredentials()
+		require.NoError(t, err)
+		require.False(t, made)
+		require.Equal(t, "mine", set.Callbacks.Password.Reveal())
+		open := sandboxDefault()
+		open.Callbacks.AllowUnauthenticated = true
+		made, _ = open.SandboxCallbackCredentials()
+		require.False(t, made)
+		gateway := Default()
+		made, _ = gateway.SandboxCallbackCredentials()
+		require.False(t, made)
+	})
+
+	t.Run("AllowUnauthenticatedStartsWithoutCredentials", func(t *testing.T) {
+		t.Parallel()
+		c := Default()
+		c.Gateway.Username, c.Gateway.Password = "acme", "pw"
+		require.ErrorContains(t, c.Validate(), "callbacks.username: required")
+		c.Callbacks.AllowUnauthenticated = true
+		require.NoError(t, c.Validate())
+	})
+}
