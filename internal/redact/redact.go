@@ -40,9 +40,9 @@ func Quote(s string) string {
 
 // URL hides the credentials of every URL in a comma-separated list: a password
 // becomes "***", and so does a user part without a password (it may be a token).
-// The user-info is found by parsing, so a password holding any character — '#',
-// '/', '?', '@' — is hidden whole; an element that does not parse as a URL at all
-// is replaced by "<unparsable URL>" rather than printed.
+// The user-info is found by parsing the text itself (everything up to the last '@'
+// after the scheme), not by url.Parse, so a password holding any character — '#',
+// '/', '?', '@' — is hidden whole, and a URL that url.Parse refuses is hidden too.
 func URL(list string) string {
 	parts := strings.Split(list, ",")
 	for i, p := range parts {
@@ -63,10 +63,7 @@ func one(raw string) string {
 	}
 	at := strings.LastIndexByte(rest, '@')
 	if at < 0 {
-		if _, err := url.Parse(raw); err != nil {
-			return "<unparsable URL>"
-		}
-		return raw
+		return raw // no user-info: nothing to hide
 	}
 	user := "***"
 	if name, _, hasPass := strings.Cut(rest[:at], ":"); hasPass {
