@@ -32,6 +32,7 @@ func TestCommandOptions(t *testing.T) {
 
 		cfg, err = load(t, nil, map[string]string{
 			"JETSMS_GATEWAY_URL": "https://gw.example/rest/sms/v2", "JETSMS_GATEWAY_USERNAME": "u", "JETSMS_GATEWAY_PASSWORD": "p",
+			"JETSMS_CALLBACKS_USERNAME": "gw", "JETSMS_CALLBACKS_PASSWORD": "cb",
 		}, sandbox)
 		require.NoError(t, err)
 		require.Equal(t, "https://gw.example/rest/sms/v2", cfg.Gateway.URL)

@@ -3,6 +3,10 @@ package config
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -275,6 +279,13 @@ type Callbacks struct {
 	// gateway must send.
 	Username string        `yaml:"username"`
 	Password secret.Secret `yaml:"password"`
+	// AllowUnauthenticated lets worker and receiver start without Username and
+	// Password, accepting callbacks from anyone (warned at every start). Off by
+	// default: they refuse to start without credentials.
+	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
+	// AllowFrom, when not empty, is the CIDRs (or single addresses) callbacks
+	// may come from; others get 403. See AllowFromPrefixes.
+	AllowFrom []string `yaml:"allow_from"`
 	// ResolveWithin is how long a receipt whose message id is not yet in the
 	// ledger is retried before it is published with what is known. Default:
 	// ResolveWithinDefault.
@@ -296,6 +307,49 @@ type Admin struct {
 	Password secret.Secret `yaml:"password"`
 	// AllowUnauthenticated lets Listen be beyond loopback without credentials.
 	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
+}
+
+// AllowFromPrefixes is AllowFrom parsed: a single address is a prefix of its full
+// length. Entries that do not parse are left out; Load refuses them.
+func (c Callbacks) AllowFromPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range c.AllowFrom {
+		if p, err := parsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+// SandboxCallbackCredentials fills in generated callback credentials for the
+// built-in simulator when the gateway is the sandbox and none are configured (and
+// unauthenticated callbacks are not allowed): the receiver then requires them and
+// the simulator's callback URLs carry them, so callbacks are authenticated even in
+// the quick start. It returns whether it generated them.
+func (c *Config) SandboxCallbackCredentials() (bool, error) {
+	if !c.IsSandbox() || c.Callbacks.Username != "" || c.Callbacks.AllowUnauthenticated {
+		return false, nil
+	}
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return false, fmt.Errorf("generate sandbox callback credentials: %w", err)
+	}
+	c.Callbacks.Username = "sandbox"
+	c.Callbacks.Password = secret.Secret(hex.EncodeToString(b[:]))
+	return true, nil
 }
 
 // Sandbox configures the built-in gateway simulator.
@@ -364,7 +418,7 @@ func Default() Config {
 			AckWait:        AckWaitDefault,
 			GracePeriod:    GracePeriodDefault,
 		},
-		Callbacks: Callbacks{Listen: CallbacksListenDefault, ResolveWithin: ResolveWithinDefault, ReconcileAfter: ReconcileAfterDefault},
+		Callbacks: Callbacks{Listen: CallbacksListenDefault, AllowFrom: []string{}, ResolveWithin: ResolveWithinDefault, ReconcileAfter: ReconcileAfterDefault},
 		Admin:     Admin{Listen: AdminListenDefault},
 		Sandbox:   Sandbox{Listen: SandboxListenDefault, DLRDelay: DLRDelayDefault, DLRMix: DLRMixDefault},
 		Log:       Log{Level: LogLevelDefault, Format: LogFormatDefault, Redact: true},

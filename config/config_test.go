@@ -98,7 +98,7 @@ func TestDefault(t *testing.T) {
 			Worker: Worker{
 				Concurrency: 64, ConcurrencyMin: 4, MaxAttempts: 10, AckWait: 30 * time.Second, GracePeriod: 20 * time.Second,
 			},
-			Callbacks: Callbacks{Listen: ":8080", ResolveWithin: 2 * time.Minute, ReconcileAfter: 24 * time.Hour},
+			Callbacks: Callbacks{Listen: ":8080", AllowFrom: []string{}, ResolveWithin: 2 * time.Minute, ReconcileAfter: 24 * time.Hour},
 			Admin:     Admin{Listen: "127.0.0.1:9090"},
 			Sandbox: Sandbox{
 				Listen: "127.0.0.1:8090", DLRDelay: time.Second,
@@ -154,7 +154,9 @@ func TestDefault(t *testing.T) {
 		require.ErrorContains(t, err, "JETSMS_GATEWAY_USERNAME")
 		require.ErrorContains(t, err, "gateway.password: required")
 		require.ErrorContains(t, err, "JETSMS_GATEWAY_PASSWORD")
-		require.Equal(t, 2, problemCount(err))
+		require.ErrorContains(t, err, "callbacks.username: required, with callbacks.password")
+		require.ErrorContains(t, err, "callbacks.allow_unauthenticated: true")
+		require.Equal(t, 3, problemCount(err))
 	})
 
 	t.Run("SettingsMatchTheYAMLTags", func(t *testing.T) {
@@ -528,22 +530,24 @@ func TestLoad(t *testing.T) {
 		b := setup(t)
 		creds := b.write(t, "nats.creds", "creds")
 		env := map[string]string{
-			"JETSMS_NATS_URL":               "nats://a:4222, tls://b:4222",
-			"JETSMS_NATS_CREDS":             creds,
-			"JETSMS_NATS_SYNC":              "250ms",
-			"JETSMS_STREAMS_PREFIX":         "acme.sms",
-			"JETSMS_STREAMS_REPLICAS":       "3",
-			"JETSMS_STREAMS_JOBS_MAX_BYTES": "1500000",
-			"JETSMS_STREAMS_MAX_AGE":        "1d2h3m4.5s",
-			"JETSMS_LEDGER_BUCKET":          "true",
-			"JETSMS_LANES":                  "otp,null,100",
-			"JETSMS_GATEWAY_URL":            "http://localhost:9999/rest/sms/v1",
-			"JETSMS_GATEWAY_API":            "v1",
-			"JETSMS_GATEWAY_USERNAME":       "yes",
-			"JETSMS_RATE_PER_SECOND":        "0.25",
-			"JETSMS_SANDBOX_FAULTS":         "500=0.01,503=0.5",
-			"JETSMS_SANDBOX_LATENCY":        "1.5s",
-			"JETSMS_LOG_FORMAT":             "json",
+			"JETSMS_NATS_URL":                        "nats://a:4222, tls://b:4222",
+			"JETSMS_NATS_CREDS":                      creds,
+			"JETSMS_NATS_SYNC":                       "250ms",
+			"JETSMS_STREAMS_PREFIX":                  "acme.sms",
+			"JETSMS_STREAMS_REPLICAS":                "3",
+			"JETSMS_STREAMS_JOBS_MAX_BYTES":          "1500000",
+			"JETSMS_STREAMS_MAX_AGE":                 "1d2h3m4.5s",
+			"JETSMS_LEDGER_BUCKET":                   "true",
+			"JETSMS_LANES":                           "otp,null,100",
+			"JETSMS_GATEWAY_URL":                     "http://localhost:9999/rest/sms/v1",
+			"JETSMS_GATEWAY_API":                     "v1",
+			"JETSMS_GATEWAY_USERNAME":                "yes",
+			"JETSMS_CALLBACKS_ALLOW_FROM":            "192.0.2.0/24, 2001:db8::1",
+			"JETSMS_CALLBACKS_ALLOW_UNAUTHENTICATED": "true",
+			"JETSMS_RATE_PER_SECOND":                 "0.25",
+			"JETSMS_SANDBOX_FAULTS":                  "500=0.01,503=0.5",
+			"JETSMS_SANDBOX_LATENCY":                 "1.5s",
+			"JETSMS_LOG_FORMAT":                      "json",
 		}
 		want, err := load(t, []string{"--gateway.password=pw"}, env)
 		require.NoError(t, err)
@@ -600,6 +604,7 @@ func TestValidate(t *testing.T) {
 		c := Default()
 		c.Gateway.Username = "acme"
 		c.Gateway.Password = "pw"
+		c.Callbacks.Username, c.Callbacks.Password = "gw", "cb"
 		return c
 	}
 	require.NoError(t, valid().Validate())
@@ -656,8 +661,10 @@ func TestValidate(t *testing.T) {
 		{"AckWaitShort", func(c *Config) { c.Worker.AckWait = 4 * time.Second }, "worker.ack_wait", `must be at least 5s (got "4s")`},
 		{"GracePeriodNegative", func(c *Config) { c.Worker.GracePeriod = -time.Second }, "worker.grace_period", "must not be negative"},
 		{"CallbacksListen", func(c *Config) { c.Callbacks.Listen = "8080" }, "callbacks.listen", "must be host:port"},
-		{"CallbacksUserOnly", func(c *Config) { c.Callbacks.Username = "gw" }, "callbacks.password", "must be set together with callbacks.username"},
-		{"CallbacksPasswordOnly", func(c *Config) { c.Callbacks.Password = "p" }, "callbacks.username", "must be set together with callbacks.password"},
+		{"CallbacksUserOnly", func(c *Config) { c.Callbacks.Password = "" }, "callbacks.password", "must be set together with callbacks.username"},
+		{"CallbacksPasswordOnly", func(c *Config) { c.Callbacks.Username = "" }, "callbacks.username", "must be set together with callbacks.password"},
+		{"CallbacksNeitherWithoutAllowUnauthenticated", func(c *Config) { c.Callbacks.Username, c.Callbacks.Password = "", "" }, "callbacks.username", "required, with callbacks.password"},
+		{"CallbacksAllowFromNotACIDR", func(c *Config) { c.Callbacks.AllowFrom = []string{"10.0.0.0/8", "gateway.example"} }, "callbacks.allow_from", "entry 2"},
 		{"AdminListen", func(c *Config) { c.Admin.Listen = "9090" }, "admin.listen", "must be host:port"},
 		{"AdminUserOnly", func(c *Config) { c.Admin.Username = "ops" }, "admin.password", "must be set together with admin.username"},
 		{"AdminPasswordOnly", func(c *Config) { c.Admin.Password = "p" }, "admin.username", "must be set together with admin.password"},
@@ -788,5 +795,58 @@ func TestGatewayURL(t *testing.T) {
 		// Another brand's or a proxy's path is not second-guessed.
 		_, err = load(t, []string{"--gateway.api", "v1", "--gateway.url", "https://sms.example/api"}, creds())
 		require.NoError(t, err)
+	})
+}
+
+func TestCallbackSecurity(t *testing.T) {
+	t.Parallel()
+
+	t.Run("AllowFromTakesCIDRsAndAddresses", func(t *testing.T) {
+		t.Parallel()
+		c := Callbacks{AllowFrom: []string{"192.0.2.0/24", " 198.51.100.7 ", "2001:db8::/32", "10.1.2.3/8"}}
+		got := c.AllowFromPrefixes()
+		require.Len(t, got, 4)
+		require.Equal(t, "192.0.2.0/24", got[0].String())
+		require.Equal(t, "198.51.100.7/32", got[1].String())
+		require.Equal(t, "2001:db8::/32", got[2].String())
+		require.Equal(t, "10.0.0.0/8", got[3].String(), "masked")
+	})
+
+	t.Run("TheSandboxGetsGeneratedCredentials", func(t *testing.T) {
+		t.Parallel()
+		c := sandboxDefault()
+		made, err := c.SandboxCallbackCredentials()
+		require.NoError(t, err)
+		require.True(t, made)
+		require.NotEmpty(t, c.Callbacks.Username)
+		require.GreaterOrEqual(t, len(c.Callbacks.Password.Reveal()), 32)
+		other := sandboxDefault()
+		_, err = other.SandboxCallbackCredentials()
+		require.NoError(t, err)
+		require.NotEqual(t, c.Callbacks.Password, other.Callbacks.Password, "random each start")
+
+		// Configured credentials, allow_unauthenticated and a real gateway are left alone.
+		set := sandboxDefault()
+		set.Callbacks.Username, set.Callbacks.Password = "gw", "mine"
+		made, err = set.SandboxCallbackCredentials()
+		require.NoError(t, err)
+		require.False(t, made)
+		require.Equal(t, "mine", set.Callbacks.Password.Reveal())
+		open := sandboxDefault()
+		open.Callbacks.AllowUnauthenticated = true
+		made, _ = open.SandboxCallbackCredentials()
+		require.False(t, made)
+		gateway := Default()
+		made, _ = gateway.SandboxCallbackCredentials()
+		require.False(t, made)
+	})
+
+	t.Run("AllowUnauthenticatedStartsWithoutCredentials", func(t *testing.T) {
+		t.Parallel()
+		c := Default()
+		c.Gateway.Username, c.Gateway.Password = "acme", "pw"
+		require.ErrorContains(t, c.Validate(), "callbacks.username: required")
+		c.Callbacks.AllowUnauthenticated = true
+		require.NoError(t, c.Validate())
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/jetsms/jetsms/internal/redact"
 	"github.com/jetsms/jetsms/internal/secret"
 	"github.com/jetsms/jetsms/internal/subjects"
 )
@@ -119,6 +120,12 @@ func (c *Config) crossProblems(from map[string]origin, needGateway bool) []error
 	}
 	errs = append(errs, c.gatewayURLProblems(sources)...)
 	bothOrNeither("callbacks.username", "callbacks.password")
+	if needGateway && !c.IsSandbox() && !isSet("callbacks.username") && !isSet("callbacks.password") && !c.Callbacks.AllowUnauthenticated {
+		// The sandbox gets generated credentials at start (SandboxCallbackCredentials).
+		errs = append(errs, errors.New("callbacks.username: required, with callbacks.password, so that only the gateway can post receipts and replies "+
+			"(anyone else could end jobs, change the opt-out list and fake inbound messages); "+
+			"set both, or set callbacks.allow_unauthenticated: true to accept callbacks from anyone"))
+	}
 	bothOrNeither("nats.tls.cert", "nats.tls.key")
 	bothOrNeither("admin.username", "admin.password")
 	if isSet("nats.token") && isSet("nats.user") {
@@ -280,6 +287,10 @@ func laneNames(lanes []string) error {
 		if err := subjects.ValidateToken(l); err != nil {
 			return fmt.Errorf("lane name %w", err)
 		}
+		if l == "_" || l == "_callbacks" {
+			// The dead-letter tokens of jobs without a lane and of callbacks.
+			return fmt.Errorf("lane name %q is reserved", l)
+		}
 		if seen[l] {
 			return fmt.Errorf("lane %q is listed twice", l)
 		}
@@ -349,6 +360,17 @@ func loopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// cidrs checks callbacks.allow_from: each entry a CIDR (192.0.2.0/24,
+// 2001:db8::/32) or a single address.
+func cidrs(list []string) error {
+	for i, s := range list {
+		if _, err := parsePrefix(s); err != nil {
+			return fmt.Errorf("entry %d, %s, is not a CIDR such as 192.0.2.0/24 or an IP address", i+1, redact.Quote(s))
+		}
+	}
+	return nil
+}
+
 func gatewayURL(s string) error {
 	if s == SandboxURL {
 		return nil
@@ -361,29 +383,5 @@ func gatewayURL(s string) error {
 }
 
 // redactURLs hides the password of every URL in a comma-separated list, or the
-// whole user part when it has no password (it may be a token). It works on the
-// text, so a URL that does not parse is hidden too.
-func redactURLs(list string) string {
-	parts := strings.Split(list, ",")
-	for i, p := range parts {
-		start := 0
-		if j := strings.Index(p, "://"); j >= 0 {
-			start = j + 3
-		}
-		end := len(p)
-		if j := strings.IndexAny(p[start:], "/?#"); j >= 0 {
-			end = start + j
-		}
-		at := strings.LastIndex(p[start:end], "@")
-		if at < 0 {
-			continue
-		}
-		at += start
-		userinfo := "***"
-		if user, _, hasPassword := strings.Cut(p[start:at], ":"); hasPassword {
-			userinfo = user + ":***"
-		}
-		parts[i] = p[:start] + userinfo + p[at:]
-	}
-	return strings.Join(parts, ",")
-}
+// whole user part when it has no password (it may be a token); see redact.URL.
+func redactURLs(list string) string { return redact.URL(list) }

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jetsms/jetsms/internal/redact"
 	"github.com/jetsms/jetsms/internal/secret"
 	"github.com/jetsms/jetsms/job"
 )
@@ -164,13 +165,11 @@ func validateURL(raw string) (*url.URL, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		// url.Error quotes the URL, which may hold credentials; report the
-		// parser's reason alone.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("%w: URL does not parse: %w", ErrInvalidConfig, err)
+		// Neither url.Error nor its reason is shown: the one quotes the URL, the
+		// other may quote the part of a password before a '/', '#' or '?' that
+		// url.Parse took for the host.
+		return nil, fmt.Errorf("%w: URL %s does not parse (a password with special characters must be URL-encoded)",
+			ErrInvalidConfig, redact.Quote(redact.URL(raw)))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, fmt.Errorf("%w: URL scheme must be https or http, got %q", ErrInvalidConfig, u.Scheme)

@@ -694,7 +694,8 @@ func TestRESTv2(t *testing.T) {
 			want string
 		}{
 			{"NoURL", Config{}, "URL is required"},
-			{"URLDoesNotParse", Config{URL: "https://api.example/%zz"}, "URL does not parse"},
+			{"URLDoesNotParse", Config{URL: "https://api.example/%zz"}, `URL "https://api.example/%zz" does not parse`},
+			{"URLPasswordWithSlash", Config{URL: "https://u:hunter2/x@api.example"}, `URL "https://u:***@api.example" does not parse`},
 			{"URLScheme", Config{URL: "ftp://api.example"}, `URL scheme must be https or http, got "ftp"`},
 			{"URLWithoutScheme", Config{URL: "api.modicagroup.com/rest/sms/v2"}, "URL scheme"},
 			{"URLHost", Config{URL: "https:///rest/sms/v2"}, "URL must have a host"},

@@ -32,6 +32,14 @@
 //   - Every refusal names the field and the rule in its answer
 //     (400 {"error":"invalid_callback","field":"status","message":"status: must
 //     be a string, got number"}), so the gateway's operators can see it.
+//   - Every field has a maximum (MaxIDBytes and the others beside it) and values
+//     that may become part of a NATS name hold no control characters, so no
+//     callback can make a subject, key or header that the server refuses.
+//   - Credentials are required unless Config.AllowUnauthenticated says otherwise
+//     (New warns then); Config.AllowFrom refuses other source addresses with 403.
+//   - A body that is not read whole (cut short, or slower than the server's
+//     ReadTimeout) is answered 400 with Connection: close, never 200; and no path
+//     of the handler ends without an answer, which net/http would send as 200.
 //   - At most MaxBodyBytes (64 KiB) of a body is read. Credentials are compared
 //     in constant time. With the server from NewServer, no client holds a
 //     connection longer than its timeouts allow: a client that sends its headers
@@ -56,8 +64,8 @@
 //
 // A callback whose stored form exceeds the stream's maximum message size is
 // answered 413, not 503, since sending it again cannot succeed. When the gateway
-// hangs up before the answer, nothing is answered and nothing counted; the
-// publish may still complete.
+// hangs up before the answer, the 503 written goes nowhere and nothing is counted;
+// the publish may still complete.
 //
 // Parse errors are *FieldError values matching ErrInvalid; configuration errors
 // wrap ErrInvalidConfig.

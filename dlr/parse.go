@@ -9,12 +9,22 @@ import (
 	"unicode/utf8"
 )
 
-// Limits of the values that go into a Nats-Msg-Id header. Gateway ids are UUIDs
-// (36 bytes) or decimal integers, and statuses are short words, so these only
-// refuse bodies that are not callbacks.
+// Limits of a callback's values, in bytes (docs/contract.md, "Callback field
+// limits"). Gateway ids are UUIDs (36 bytes) or decimal integers, statuses are
+// short words, numbers are at most 15 digits and short codes or sender ids
+// shorter still, and a reference is one jetsms sent (at most
+// job.ReferenceMaxLen), so these only refuse bodies that are not callbacks. The
+// gateway's documents give no limits; these are the safe reading. Each value
+// except content and detail must also be free of control characters and invalid
+// UTF-8, as it may become part of a header, a subject or a KV key.
 const (
-	MaxIDBytes     = 128
-	MaxStatusBytes = 64
+	MaxIDBytes        = 128 // message_id, id, reply_to
+	MaxStatusBytes    = 64
+	MaxNumberBytes    = 64 // source, destination
+	MaxReferenceBytes = 128
+	MaxOperatorBytes  = 64
+	MaxEncodingBytes  = 32
+	MaxDetailBytes    = 1024
 )
 
 // ErrInvalid is matched by errors.Is for every error ParseReceipt and ParseInbound
@@ -120,7 +130,13 @@ func ParseReceipt(body []byte) (Receipt, error) {
 	if r.Detail, err = optionalString("detail", raw.Detail); err != nil {
 		return Receipt{}, err
 	}
+	if len(r.Detail) > MaxDetailBytes {
+		return Receipt{}, fieldErr("detail", "must be at most %d bytes, got %d", MaxDetailBytes, len(r.Detail))
+	}
 	if r.Reference, err = optionalString("reference", raw.Reference); err != nil {
+		return Receipt{}, err
+	}
+	if err := headerSafe("reference", r.Reference, MaxReferenceBytes); err != nil {
 		return Receipt{}, err
 	}
 	return r, nil
@@ -159,12 +175,14 @@ func ParseInbound(body []byte) (Inbound, error) {
 	if in.Destination, err = requiredString("destination", raw.Destination); err != nil {
 		return Inbound{}, err
 	}
+	if in.Content, err = optionalString("content", raw.Content); err != nil {
+		return Inbound{}, err
+	}
 	for _, f := range []struct {
 		name string
 		raw  json.RawMessage
 		dst  *string
 	}{
-		{"content", raw.Content, &in.Content},
 		{"operator", raw.Operator, &in.Operator},
 		{"encoding", raw.Encoding, &in.Encoding},
 		{"reference", raw.Reference, &in.Reference},
@@ -175,6 +193,22 @@ func ParseInbound(body []byte) (Inbound, error) {
 	}
 	if present(raw.ReplyTo) {
 		if in.ReplyTo, err = replyTo(raw.ReplyTo); err != nil {
+			return Inbound{}, err
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    string
+		max  int
+	}{
+		{"source", in.Source, MaxNumberBytes},
+		{"destination", in.Destination, MaxNumberBytes},
+		{"operator", in.Operator, MaxOperatorBytes},
+		{"encoding", in.Encoding, MaxEncodingBytes},
+		{"reply_to", in.ReplyTo, MaxIDBytes},
+		{"reference", in.Reference, MaxReferenceBytes},
+	} {
+		if err := headerSafe(f.name, f.v, f.max); err != nil {
 			return Inbound{}, err
 		}
 	}

@@ -357,3 +357,60 @@ func TestEncode(t *testing.T) {
 		requireLikeEncodingJSON(t, appendInbound(nil, &bare), bare)
 	})
 }
+
+// TestFieldLimits: every field has a maximum, and one over it is refused naming
+// the field; a field at its maximum is taken.
+func TestFieldLimits(t *testing.T) {
+	t.Parallel()
+	const uuid = "1e41f423-24cf-4fa2-9a8a-888c30653305"
+	for _, tc := range []struct {
+		mo    bool
+		field string
+		max   int
+	}{
+		{false, "message_id", MaxIDBytes},
+		{false, "id", MaxIDBytes},
+		{false, "status", MaxStatusBytes},
+		{false, "detail", MaxDetailBytes},
+		{false, "reference", MaxReferenceBytes},
+		{true, "id", MaxIDBytes},
+		{true, "source", MaxNumberBytes},
+		{true, "destination", MaxNumberBytes},
+		{true, "operator", MaxOperatorBytes},
+		{true, "encoding", MaxEncodingBytes},
+		{true, "reply_to", MaxIDBytes},
+		{true, "reference", MaxReferenceBytes},
+	} {
+		body := func(n int) []byte {
+			v := map[string]any{"message_id": uuid, "status": "received"}
+			if tc.mo {
+				v = map[string]any{"id": uuid, "source": "+64211234567", "destination": "2021", "content": "hi"}
+			}
+			if tc.field == "id" && !tc.mo {
+				delete(v, "message_id")
+			}
+			v[tc.field] = strings.Repeat("9", n)
+			b, err := json.Marshal(v)
+			require.NoError(t, err)
+			return b
+		}
+		parse := func(b []byte) error {
+			if tc.mo {
+				_, err := ParseInbound(b)
+				return err
+			}
+			_, err := ParseReceipt(b)
+			return err
+		}
+		require.NoError(t, parse(body(tc.max)), "%s at its maximum of %d", tc.field, tc.max)
+		err := parse(body(tc.max + 1))
+		var fe *FieldError
+		require.ErrorAs(t, err, &fe, "%s over its maximum", tc.field)
+		require.Equal(t, tc.field, fe.Field)
+		require.Contains(t, fe.Rule, "at most")
+		require.Less(t, len(err.Error()), 200, "the error does not quote the value")
+	}
+	// A control character in a value that may become a name is refused.
+	_, err := ParseInbound([]byte(`{"id":"x","source":"+6421\n","destination":"2021","content":"hi"}`))
+	require.ErrorContains(t, err, "source: must not contain control characters")
+}

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -19,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jetsms/jetsms/internal/metrics"
+	"github.com/jetsms/jetsms/internal/redact"
 	"github.com/jetsms/jetsms/internal/secret"
 	"github.com/jetsms/jetsms/internal/subjects"
 )
@@ -44,13 +47,25 @@ const (
 // ErrInvalidConfig is wrapped by every error New returns for a bad Config.
 var ErrInvalidConfig = errors.New("dlr: invalid config")
 
-// Config sets up a Receiver. The zero Config checks no credentials and uses the
-// defaults.
+// ErrNoCredentials is wrapped by New's error for a Config without credentials
+// that does not allow unauthenticated callbacks.
+var ErrNoCredentials = errors.New("no callback credentials: set callbacks.username and callbacks.password (the gateway's callback URLs carry them), or set callbacks.allow_unauthenticated: true to accept callbacks from anyone")
+
+// Config sets up a Receiver. Credentials are required unless
+// AllowUnauthenticated is set.
 type Config struct {
 	// Username and Password are the HTTP Basic credentials the gateway must send,
-	// both or neither. When both are empty no credentials are checked.
+	// both or neither. Both empty is refused unless AllowUnauthenticated is set.
 	Username string
 	Password secret.Secret
+	// AllowUnauthenticated accepts callbacks without credentials when none are
+	// configured: anyone who can reach the receiver can then end jobs, change
+	// the opt-out list and fake inbound messages. New logs a warning for it.
+	AllowUnauthenticated bool
+	// AllowFrom, when not empty, is the source addresses callbacks may come
+	// from (the TCP peer; a proxy's forwarding headers are not trusted); others
+	// get 403.
+	AllowFrom []netip.Prefix
 	// PublishTimeout bounds the wait for JetStream's acknowledgement of one
 	// callback. Zero means PublishTimeoutDefault; must be >= 0. Keep it below the
 	// server's WriteTimeout.
@@ -67,6 +82,7 @@ type Config struct {
 // Receiver is the http.Handler of the gateway's callbacks: POST PathDLR and
 // POST PathMO. Build it with New; it is safe for concurrent use.
 type Receiver struct {
+	allowFrom      []netip.Prefix
 	metrics        *metrics.Metrics
 	js             jetstream.JetStream
 	subjectDLR     string // names.CallbackDLR(), built once
@@ -92,6 +108,9 @@ func New(cfg Config, js jetstream.JetStream, names subjects.Names, log *zap.Logg
 	if (cfg.Username == "") != (cfg.Password == "") {
 		return nil, fmt.Errorf("%w: Username and Password must be set together or not at all", ErrInvalidConfig)
 	}
+	if cfg.Username == "" && !cfg.AllowUnauthenticated {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, ErrNoCredentials)
+	}
 	if cfg.PublishTimeout < 0 {
 		return nil, fmt.Errorf("%w: PublishTimeout %v: must be >= 0", ErrInvalidConfig, cfg.PublishTimeout)
 	}
@@ -101,7 +120,11 @@ func New(cfg Config, js jetstream.JetStream, names subjects.Names, log *zap.Logg
 	if log == nil {
 		log = zap.NewNop()
 	}
+	if cfg.Username == "" {
+		log.Warn("callbacks are accepted without credentials (callbacks.allow_unauthenticated): anyone who reaches this port can end jobs, change the opt-out list and fake inbound messages; set callbacks.username and callbacks.password")
+	}
 	rc := &Receiver{
+		allowFrom:      slices.Clone(cfg.AllowFrom),
 		metrics:        cfg.Metrics,
 		js:             js,
 		subjectDLR:     names.CallbackDLR(),
@@ -157,6 +180,7 @@ const (
 	outUnauthorized
 	outTooLarge
 	outUnavailable
+	outForbidden
 	numOutcomes
 )
 
@@ -171,10 +195,12 @@ type Counts struct {
 	// Unavailable counts 503 answers: JetStream did not store the callback in
 	// time, and the gateway is asked to send it again.
 	Unavailable int64
+	// Forbidden counts 403 answers: the source address is not allowed.
+	Forbidden int64
 }
 
-// Rejected is the sum of the 400, 401 and 413 answers.
-func (c Counts) Rejected() int64 { return c.Invalid + c.Unauthorized + c.TooLarge }
+// Rejected is the sum of the 400, 401, 403 and 413 answers.
+func (c Counts) Rejected() int64 { return c.Invalid + c.Unauthorized + c.TooLarge + c.Forbidden }
 
 // Stats are the receiver's counters by kind of callback. Requests answered 404 or
 // 405, and requests whose client went away before the answer, are not counted.
@@ -194,6 +220,7 @@ func (rc *Receiver) Stats() Stats {
 			Unauthorized: c[outUnauthorized].Load(),
 			TooLarge:     c[outTooLarge].Load(),
 			Unavailable:  c[outUnavailable].Load(),
+			Forbidden:    c[outForbidden].Load(),
 		}
 	}
 	return Stats{DLR: read(kindDLR), MO: read(kindMO)}
@@ -208,6 +235,7 @@ func (rc *Receiver) count(k kind, o outcome) {
 var metricResults = [numOutcomes]metrics.CallbackResult{
 	outStored: metrics.CallbackStored, outDuplicate: metrics.CallbackDuplicate, outInvalid: metrics.CallbackInvalid,
 	outUnauthorized: metrics.CallbackUnauthorized, outTooLarge: metrics.CallbackTooLarge, outUnavailable: metrics.CallbackUnavailable,
+	outForbidden: metrics.CallbackForbidden,
 }
 
 // Header values and bodies of the fixed answers. net/http only reads header
@@ -221,6 +249,8 @@ var (
 	bodyNotFound     = []byte(`{"error":"not_found"}` + "\n")
 	bodyMethod       = []byte(`{"error":"method_not_allowed","message":"use POST"}` + "\n")
 	bodyUnauthorized = []byte(`{"error":"unauthorized"}` + "\n")
+	bodyForbidden    = []byte(`{"error":"forbidden","message":"this source address may not send callbacks"}` + "\n")
+	bodyUnread       = []byte(`{"error":"invalid_callback","field":"body","message":"body: not received whole (cut short, or slower than the read timeout); nothing was stored"}` + "\n")
 	bodyTooLarge     = []byte(`{"error":"too_large","message":"body: must be at most ` +
 		strconv.Itoa(MaxBodyBytes) + ` bytes"}` + "\n")
 	bodyStoredTooLarge = []byte(`{"error":"too_large","message":"the stored form of this callback exceeds the stream's message size"}` + "\n")
@@ -266,6 +296,15 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		write(w, http.StatusMethodNotAllowed, bodyMethod)
 		return
 	}
+	if !rc.allowed(r) {
+		// 403, not 401: the source is known and refused; no credentials would
+		// change that, and a 401 would invite trying some.
+		rc.count(k, outForbidden)
+		rc.log.Debug("callback from a source address not allowed", zap.Stringer("kind", k),
+			zap.String("remote_addr", r.RemoteAddr))
+		write(w, http.StatusForbidden, bodyForbidden)
+		return
+	}
 	if !rc.authorized(r) {
 		rc.count(k, outUnauthorized)
 		rc.log.Debug("callback without valid credentials", zap.Stringer("kind", k),
@@ -291,9 +330,13 @@ func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rc.tooLarge(w, r, k)
 			return
 		}
-		// The client went away or was too slow (the server's ReadTimeout): there is
-		// no one to answer.
-		rc.log.Debug("callback body not read", zap.Stringer("kind", k), zap.Error(err))
+		// Cut short, or slower than the server's ReadTimeout: nothing is stored,
+		// and the answer must not be a 200 (the gateway would not send it again).
+		// The connection is closed after it; if the client is gone, no one reads it.
+		rc.count(k, outInvalid)
+		rc.log.Debug("callback body not read whole", zap.Stringer("kind", k), zap.Error(err))
+		w.Header().Set("Connection", "close")
+		write(w, http.StatusBadRequest, bodyUnread)
 		return
 	}
 
@@ -363,18 +406,20 @@ func (rc *Receiver) store(w http.ResponseWriter, r *http.Request, k kind, msg *n
 	case r.Context().Err() != nil:
 		// The gateway hung up first; it will send the callback again, and the
 		// Nats-Msg-Id keeps a second copy out should this one have been stored.
+		// The 503 goes nowhere, but no handler path ends in net/http's implicit 200.
 		rc.log.Debug("gateway went away before the callback was stored", zap.Stringer("kind", k),
-			zap.String("msg_id", msg.Header.Get(jetstream.MsgIDHeader)), zap.Error(err))
+			zap.String("msg_id", redact.Cut(msg.Header.Get(jetstream.MsgIDHeader))), zap.Error(err))
+		write(w, http.StatusServiceUnavailable, bodyUnavailable)
 	case errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum):
 		// Sending it again would not help: refuse it rather than answer 503 forever.
 		rc.count(k, outTooLarge)
 		rc.log.Warn("callback too large for the callbacks stream", zap.Stringer("kind", k),
-			zap.String("msg_id", msg.Header.Get(jetstream.MsgIDHeader)), zap.Int("bytes", len(msg.Data)))
+			zap.String("msg_id", redact.Cut(msg.Header.Get(jetstream.MsgIDHeader))), zap.Int("bytes", len(msg.Data)))
 		write(w, http.StatusRequestEntityTooLarge, bodyStoredTooLarge)
 	default:
 		rc.count(k, outUnavailable)
 		rc.log.Warn("callback not stored; answering 503", zap.Stringer("kind", k),
-			zap.String("msg_id", msg.Header.Get(jetstream.MsgIDHeader)), zap.Error(err))
+			zap.String("msg_id", redact.Cut(msg.Header.Get(jetstream.MsgIDHeader))), zap.Error(err))
 		w.Header()["Retry-After"] = rc.retryAfter
 		write(w, http.StatusServiceUnavailable, bodyUnavailable)
 	}
@@ -409,6 +454,25 @@ func (rc *Receiver) tooLarge(w http.ResponseWriter, r *http.Request, k kind) {
 	// The rest of the body is not read: close the connection rather than drain it.
 	w.Header().Set("Connection", "close")
 	write(w, http.StatusRequestEntityTooLarge, bodyTooLarge)
+}
+
+// allowed reports whether the request's TCP peer is in AllowFrom (always, when
+// AllowFrom is empty).
+func (rc *Receiver) allowed(r *http.Request) bool {
+	if len(rc.allowFrom) == 0 {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	addr := ap.Addr().Unmap()
+	for _, p := range rc.allowFrom {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // authorized checks HTTP Basic credentials in constant time: both names are

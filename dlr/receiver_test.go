@@ -61,6 +61,9 @@ func setup(t *testing.T, cfg Config, scfg ServerConfig, env *brokertest.Env, js 
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return testNow }
 	}
+	if cfg.Username == "" {
+		cfg.AllowUnauthenticated = true // the tests of what credentials change set them
+	}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
 	rc, err := New(cfg, js, env.Names, log)
 	require.NoError(t, err)
@@ -295,13 +298,14 @@ func TestReceiver(t *testing.T) {
 	t.Run("BodyAtTheLimitWhoseStoredFormIsTooLargeIs413Not503", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, withCredentials(), ServerConfig{}, nil, nil)
-		head, tail := `{"message_id":"m1","status":"sent","detail":"`, `"}`
+		// content is the one field bounded by the body alone.
+		head, tail := `{"id":"m1","source":"+64211234567","destination":"2021","content":"`, `"}`
 		body := head + strings.Repeat("x", MaxBodyBytes-len(head)-len(tail)) + tail
 		require.Len(t, body, MaxBodyBytes)
-		a := b.post(t, PathDLR, body)
+		a := b.post(t, PathMO, body)
 		require.Equal(t, http.StatusRequestEntityTooLarge, a.status, "%s", a.body)
 		require.Empty(t, a.header.Get("Retry-After"))
-		require.Equal(t, Counts{TooLarge: 1}, b.rc.Stats().DLR)
+		require.Equal(t, Counts{TooLarge: 1}, b.rc.Stats().MO)
 	})
 
 	t.Run("MalformedOrMistypedBodyIs400NamingTheField", func(t *testing.T) {
@@ -497,8 +501,9 @@ func TestNew(t *testing.T) {
 	}{
 		{"UserWithoutPassword", Config{Username: "gw"}, "Username and Password must be set together"},
 		{"PasswordWithoutUser", Config{Password: "pw"}, "Username and Password must be set together"},
-		{"NegativePublishTimeout", Config{PublishTimeout: -time.Second}, "PublishTimeout -1s: must be >= 0"},
-		{"NegativeRetryAfter", Config{RetryAfter: -time.Second}, "RetryAfter -1s: must be >= 0"},
+		{"NegativePublishTimeout", Config{AllowUnauthenticated: true, PublishTimeout: -time.Second}, "PublishTimeout -1s: must be >= 0"},
+		{"NegativeRetryAfter", Config{AllowUnauthenticated: true, RetryAfter: -time.Second}, "RetryAfter -1s: must be >= 0"},
+		{"NoCredentials", Config{}, "no callback credentials"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

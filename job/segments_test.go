@@ -115,3 +115,12 @@ func BenchmarkSegments(b *testing.B) {
 		})
 	}
 }
+
+func TestTraceParentShapes(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, CheckTraceParent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
+	for _, bad := range []string{"", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" + strings.Repeat("x", 4000), "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"} {
+		require.Error(t, CheckTraceParent(bad), "%.60q", bad)
+	}
+}

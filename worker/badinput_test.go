@@ -237,8 +237,10 @@ func TestBadInput(t *testing.T) {
 		b.start(t)
 
 		forged := []string{"spring:3", "spring:99999999", "hello", "autumn:1"}
+		subject, err := b.env.Names.SendCampaign("bulk", "spring")
+		require.NoError(t, err)
 		for _, id := range forged {
-			b.publishOn(t, b.env.Names.SendCampaign("bulk", "spring"), validJob(id), nats.Header{})
+			b.publishOn(t, subject, validJob(id), nats.Header{})
 		}
 		b.waitAccepted(t, []string{"spring:1", "spring:2"}, 20*time.Second)
 		for _, id := range forged {

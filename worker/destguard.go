@@ -69,7 +69,12 @@ func (g *destGuard) take(ctx context.Context, number string, now time.Time) (tim
 		return 0, nil
 	}
 	window := now.UnixNano() / int64(g.cfg.Window)
-	key := "d." + digits + "." + strconv.FormatInt(window, 10)
+	key, err := subjects.Key("d", digits, strconv.FormatInt(window, 10))
+	if err != nil {
+		// The job's destination is checked as it is decoded (at most 15 digits),
+		// so this is a number no job has.
+		return 0, fmt.Errorf("count messages to a number of %d digits: %w", len(digits), err)
+	}
 	for range 16 {
 		e, err := kv.Get(ctx, key)
 		switch {
@@ -77,11 +82,11 @@ func (g *destGuard) take(ctx context.Context, number string, now time.Time) (tim
 			if _, err := kv.Create(ctx, key, []byte("1")); err == nil {
 				return 0, nil
 			} else if !errors.Is(err, jetstream.ErrKeyExists) {
-				return 0, fmt.Errorf("count messages to %s: %w", number, err)
+				return 0, fmt.Errorf("count messages to the destination: %w", err)
 			}
 			continue
 		case err != nil:
-			return 0, fmt.Errorf("count messages to %s: %w", number, err)
+			return 0, fmt.Errorf("count messages to the destination: %w", err)
 		}
 		n, _ := strconv.Atoi(string(e.Value()))
 		if n >= g.cfg.Max {
@@ -93,8 +98,8 @@ func (g *destGuard) take(ctx context.Context, number string, now time.Time) (tim
 			return 0, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return 0, fmt.Errorf("count messages to %s: %w", number, err)
+			return 0, fmt.Errorf("count messages to the destination: %w", err)
 		}
 	}
-	return 0, fmt.Errorf("count messages to %s: too many writers at once", number)
+	return 0, errors.New("count messages to the destination: too many writers at once")
 }

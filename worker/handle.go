@@ -20,6 +20,7 @@ import (
 	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/internal/ledger"
 	"github.com/jetsms/jetsms/internal/metrics"
+	"github.com/jetsms/jetsms/internal/redact"
 	"github.com/jetsms/jetsms/internal/subjects"
 	"github.com/jetsms/jetsms/job"
 )
@@ -76,7 +77,7 @@ func (w *Worker) handle(ctx context.Context, l *lane, m jetstream.Msg, freeSlot 
 	meta, err := m.Metadata()
 	if err != nil {
 		// Not a JetStream delivery: nothing to record it against.
-		w.log.Error("job without JetStream metadata, terminated", zap.String("subject", m.Subject()), zap.Error(err))
+		w.log.Error("job without JetStream metadata, terminated", zap.String("subject", redact.Cut(m.Subject())), zap.Error(err))
 		_ = m.Term()
 		return
 	}

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -11,76 +10,31 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/jetsms/jetsms/internal/broker"
 	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/job"
 )
 
-// maxDeliverAdvisory is the part of the server's max-deliveries advisory read.
-type maxDeliverAdvisory struct {
-	Stream     string `json:"stream"`
-	Consumer   string `json:"consumer"`
-	StreamSeq  uint64 `json:"stream_seq"`
-	Deliveries uint64 `json:"deliveries"`
-}
-
 // watchMaxDeliver ends jobs JetStream stopped delivering because they reached the
-// consumers' MaxDeliver — a handler that crashes every time, say. The server's
-// advisories are kept in a stream, so none is missed while no worker runs.
+// consumers' MaxDeliver — a handler that crashes every time, say — with the
+// watcher the resolver shares (broker.WatchMaxDeliveries).
 func (w *Worker) watchMaxDeliver(ctx context.Context) {
 	n := w.cfg.Names
-	var cons jetstream.Consumer
-	for ctx.Err() == nil {
-		var err error
-		cons, err = w.js.CreateOrUpdateConsumer(ctx, n.AdvisoriesStream(), jetstream.ConsumerConfig{
-			Durable:     n.MaxDeliverConsumer(), // on the advisories stream, apart from the lanes
-			Description: "jetsms workers: end jobs that reached max deliveries",
-			AckPolicy:   jetstream.AckExplicitPolicy,
-			AckWait:     time.Minute,
-		})
-		if err == nil {
-			break
-		}
-		w.log.Warn("max-deliveries consumer", zap.Error(err))
-		wait(ctx, time.Second)
-	}
-	for ctx.Err() == nil {
-		batch, err := cons.Fetch(16, jetstream.FetchMaxWait(fetchMaxWait))
-		if err != nil {
-			if ctx.Err() == nil {
-				w.log.Warn("fetch max-deliveries advisories", zap.Error(err))
-				wait(ctx, time.Second)
-			}
-			continue
-		}
-		for m := range batch.Messages() {
-			if err := w.endUndeliverable(ctx, m.Data()); err != nil {
-				w.log.Warn("job past max deliveries not ended yet", zap.Error(err))
-				_ = m.NakWithDelay(w.cfg.ReleaseDelayMin)
-				continue
-			}
-			_ = m.Ack()
-		}
-	}
+	broker.WatchMaxDeliveries(ctx, w.js, broker.MaxDeliveriesConfig{
+		Stream:      n.AdvisoriesStream(),
+		Durable:     n.MaxDeliverConsumer(), // on the advisories stream, apart from the lanes
+		Description: "jetsms workers: end jobs that reached max deliveries",
+		Filter:      n.MaxDeliveriesAdvisories(),
+		Retry:       w.cfg.ReleaseDelayMin,
+	}, w.log, w.endUndeliverable)
 }
 
 // endUndeliverable ends the job an advisory names: failed with retries_exhausted,
 // unless the ledger shows it accepted or ended before.
-func (w *Worker) endUndeliverable(ctx context.Context, advisory []byte) error {
-	var a maxDeliverAdvisory
-	if err := json.Unmarshal(advisory, &a); err != nil || a.StreamSeq == 0 {
-		return nil // not an advisory this worker can act on
-	}
-	s, err := w.js.Stream(ctx, a.Stream)
-	if err != nil {
-		return err
-	}
-	raw, err := s.GetMsg(ctx, a.StreamSeq)
-	var apiErr *jetstream.APIError
-	if errors.Is(err, jetstream.ErrMsgNotFound) || errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeMessageNotFound {
-		return nil // acked or ended meanwhile
-	}
-	if err != nil {
-		return err
+func (w *Worker) endUndeliverable(ctx context.Context, a broker.MaxDeliveries) error {
+	raw, s, err := broker.LoadUndelivered(ctx, w.js, a)
+	if err != nil || raw == nil {
+		return err // nil: acked or ended meanwhile
 	}
 	m := &storedMsg{raw: raw, stream: s, deliveries: a.Deliveries}
 	meta, _ := m.Metadata()

@@ -11,6 +11,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jetsms/jetsms/internal/events"
+	"github.com/jetsms/jetsms/internal/redact"
+	"github.com/jetsms/jetsms/internal/subjects"
 )
 
 // errCodeWQNotUnique is the server's refusal of a second consumer whose filter
@@ -59,7 +61,7 @@ func (w *Worker) sweepOnce(ctx context.Context) error {
 			err = w.drainStray(ctx, s, subject)
 		}
 		if err != nil {
-			return fmt.Errorf("subject %s: %w", subject, err)
+			return fmt.Errorf("subject %s: %w", redact.Cut(subject), err)
 		}
 	}
 	return nil
@@ -170,11 +172,13 @@ func (w *Worker) endStray(ctx context.Context, m jetstream.Msg, lanes string) {
 		w.refuse(ctx, r, reason, err.Error())
 		return
 	}
-	if r.job.Lane == "" {
-		r.job.Lane = "_"
+	given := r.job.Lane
+	if subjects.ValidateToken(given) != nil {
+		// Not a name jetsms may use (a metrics label, a dead-letter subject).
+		r.job.Lane = subjects.DeadOther
 	}
 	w.refuse(ctx, r, events.ReasonUnknownLane,
-		fmt.Sprintf("lane: %q is not configured (lanes: %s)", r.job.Lane, lanes))
+		fmt.Sprintf("lane: %s is not configured (lanes: %s)", redact.Quote(given), lanes))
 }
 
 // syncTerm is a stray job whose Term waits until the server has removed it (an

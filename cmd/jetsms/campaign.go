@@ -201,7 +201,7 @@ func campaignSend(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	rec := res.Record
-	subject := cl.names.SendCampaign(f.lane, f.name)
+	subject, _ := cl.names.SendCampaign(f.lane, f.name) // checked by the publisher
 	switch {
 	case res.AlreadyComplete:
 		fmt.Fprintf(stdout, "campaign %s was published in full before (%s jobs); nothing published\n", f.name, thousands(rec.Totals.Jobs))

@@ -72,11 +72,13 @@ func TestConfig(t *testing.T) {
 
 	t.Run("ConfigPrintsEffectiveSettingsWithSecretsRedacted", func(t *testing.T) {
 		t.Parallel()
-		p := startJetsms(t, []string{"JETSMS_GATEWAY_USERNAME=acme", "JETSMS_GATEWAY_PASSWORD=" + gatewayPassword},
+		p := startJetsms(t, []string{"JETSMS_GATEWAY_USERNAME=acme", "JETSMS_GATEWAY_PASSWORD=" + gatewayPassword,
+			"JETSMS_CALLBACKS_USERNAME=gw", "JETSMS_CALLBACKS_PASSWORD=" + gatewayPassword + "-cb"},
 			"config", "--rate.per_second", "12.5")
 		require.Equal(t, 0, p.wait(t, exitTimeout), "stderr: %v", p.output())
 		out := p.stdout.String()
 		require.NotContains(t, out, gatewayPassword)
+		require.Contains(t, out, `allow_unauthenticated: "false"`, "the new settings are listed")
 
 		var cfg struct {
 			Gateway struct{ URL, Username, Password string }

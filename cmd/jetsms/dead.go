@@ -31,7 +31,7 @@ func runDead(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var dryRun bool
 	cfg, err := loadConfig("dead "+verb, args[1:], stderr, func(fs *flag.FlagSet, cf *config.Flags) {
 		cf.Client()
-		fs.StringVar(&f.Reason, "reason", "", "only this reason: invalid_job, gateway_rejected, retries_exhausted, unknown_lane, expired, outcome_unknown")
+		fs.StringVar(&f.Reason, "reason", "", "only this reason: invalid_job, gateway_rejected, retries_exhausted, unknown_lane, expired, outcome_unknown, callback_failed")
 		fs.StringVar(&lane, "lane", "", "only this lane's dead letters")
 		fs.StringVar(&f.Job, "job", "", "only this job's")
 		fs.IntVar(&f.Limit, "limit", 0, "at most this many (0: all)")

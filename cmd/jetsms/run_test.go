@@ -91,6 +91,18 @@ func TestRun(t *testing.T) {
 			`^received +job=`+regexp.QuoteMeta(id)+` message_id=[0-9a-f-]{36} lane=default attempts=1 detail=\+64211234567$`, res.stdout)
 	})
 
+	t.Run("CallbacksNeedTheSimulatorsGeneratedCredentials", func(t *testing.T) {
+		t.Parallel()
+		shared.natsURL(t)
+		running := shared.proc.waitLog(t, 0, "jetsms running")
+		resp, err := http.Post(running.str("callbacks"), "application/json",
+			strings.NewReader(`{"message_id":"1e41f423-24cf-4fa2-9a8a-888c30653305","status":"received"}`))
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "no credentials were configured, yet callbacks need them")
+		require.NotContains(t, strings.Join(shared.proc.output(), "\n"), "callbacks are accepted without credentials")
+	})
+
 	t.Run("SendWithUnknownLaneEndsFailed", func(t *testing.T) {
 		t.Parallel()
 		url := shared.natsURL(t)

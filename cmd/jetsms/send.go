@@ -102,7 +102,9 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer nc.Close()
 	subject := names.Send(f.lane)
 	if f.campaign != "" {
-		subject = names.SendCampaign(f.lane, f.campaign)
+		if subject, err = names.SendCampaign(f.lane, f.campaign); err != nil {
+			return fmt.Errorf("--campaign: %w", err)
+		}
 	}
 
 	// Follow before publishing, so no event can be missed.

@@ -14,7 +14,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/jetsms/jetsms/config"
+	"github.com/jetsms/jetsms/internal/admin"
 	"github.com/jetsms/jetsms/internal/app"
+	"github.com/jetsms/jetsms/internal/broker"
 )
 
 // loadConfig parses a command's flags and loads the configuration. prepare may set
@@ -129,6 +131,14 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 		}
 		return err
 	}
+	// A connection the server closed for good ends ctx, so everything stops, and
+	// the process exits non-zero (forced after broker.ExitAfterDefault) for its
+	// supervisor to restart; /healthz fails once the connection is closed, or has
+	// been down for broker.DownMaxDefault. The watch stops before the process
+	// closes the connection itself.
+	ctx, connWatch := broker.Watch(ctx, a.Conn(), broker.WatchConfig{}, log)
+	defer func() { err = connWatch.Err(err) }()
+	a.Admin().LiveUnless(admin.ReasonNATSDown, func() bool { return !connWatch.Alive() })
 
 	<-ctx.Done()
 	// The grace period ends early on a second SIGINT or SIGTERM: jobs still in
@@ -143,6 +153,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 	} else {
 		log.Info("stopping")
 	}
+	connWatch.Stop()
 	// Every component's error is logged as it stops; jobs cut off at the end of
 	// the grace period were handed back to NATS, which is a clean exit too.
 	_ = a.Stop(stopCtx)

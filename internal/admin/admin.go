@@ -37,6 +37,7 @@ const (
 	ReasonStopping         = "stopping"
 	ReasonNATSDisconnected = "nats_disconnected"
 	ReasonNATSClosed       = "nats_closed"
+	ReasonNATSDown         = "nats_down"
 	ReasonCircuitOpen      = "circuit_open"
 )
 

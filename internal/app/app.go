@@ -166,6 +166,13 @@ func New(cfg config.Config, role Role, opt Options) (*App, error) {
 	if opt.StopTimeout <= 0 {
 		opt.StopTimeout = StopTimeoutDefault
 	}
+	// Callbacks are authenticated by default: the built-in simulator gets
+	// generated credentials, which its callback URLs carry.
+	if opt.GatewayURL == "" {
+		if _, err := cfg.SandboxCallbackCredentials(); err != nil {
+			return nil, err
+		}
+	}
 	adm, err := admin.New(admin.Config{Listen: cfg.Admin.Listen, Username: cfg.Admin.Username,
 		Password: cfg.Admin.Password, AllowUnauthenticated: cfg.Admin.AllowUnauthenticated}, log)
 	if err != nil {
@@ -293,6 +300,9 @@ func (a *App) stopLocked(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Conn is the process's NATS connection, once Start has returned.
+func (a *App) Conn() *nats.Conn { return a.nc }
 
 // Names are the process's subjects, streams and buckets.
 func (a *App) Names() subjects.Names { return a.names }

@@ -23,6 +23,7 @@ import (
 	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/internal/metrics"
 	"github.com/jetsms/jetsms/internal/optout"
+	"github.com/jetsms/jetsms/internal/redact"
 	"github.com/jetsms/jetsms/internal/resolve"
 	"github.com/jetsms/jetsms/ratelimit"
 	"github.com/jetsms/jetsms/worker"
@@ -122,6 +123,7 @@ func (a *App) startListener(context.Context) error {
 	var err error
 	a.receiver, err = dlr.New(dlr.Config{
 		Username: a.cfg.Callbacks.Username, Password: a.cfg.Callbacks.Password,
+		AllowUnauthenticated: a.cfg.Callbacks.AllowUnauthenticated, AllowFrom: a.cfg.Callbacks.AllowFromPrefixes(),
 		PublishTimeout: a.opt.CallbackPublishTimeout, Now: a.opt.Now, Metrics: a.m,
 	}, a.js, a.names, a.log)
 	if err != nil {
@@ -490,7 +492,7 @@ func (g *handlerGate) close() {
 // startReady makes the process ready.
 func (a *App) startReady(context.Context) error {
 	a.admin.SetReady(true)
-	a.log.Info("jetsms running", zap.String("version", a.opt.Version), zap.String("nats", a.natsURL),
+	a.log.Info("jetsms running", zap.String("version", a.opt.Version), zap.String("nats", redact.URL(a.natsURL)),
 		zap.String("callbacks", a.callbackURL+dlr.PathDLR), zap.String("admin", "http://"+a.admin.Addr()),
 		zap.Bool("sending", a.worker != nil),
 		zap.String("jobs", a.names.SendAll()), zap.Float64("rate_per_second", a.cfg.Rate.PerSecond))

@@ -120,7 +120,7 @@ func Connect(ctx context.Context, cfg ConnectConfig, log *zap.Logger) (*nats.Con
 	}
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("nats: connect %s: %w", redactURL(cfg.URL), err)
+		return nil, fmt.Errorf("nats: connect %s: %w", redactURL(cfg.URL), hideURL(err, cfg.URL))
 	}
 	if nc.IsConnected() {
 		return nc, nil

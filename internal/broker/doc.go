@@ -21,6 +21,10 @@
 //
 // Connect reconnects forever with jittered backoff and logs each disconnect and
 // reconnect once; publishes made while disconnected fail fast and are the caller's to
-// retry. EnsureStreams returns an error naming the stream and the setting when the
+// retry. A connection the server closes for good (an error nats.go does not
+// reconnect after) is seen by Watch, which ends the process's context, fails its
+// liveness and, if the process has not stopped ExitAfter later, exits with status
+// 1. WatchMaxDeliveries is the one watcher of max-deliveries advisories: the
+// workers end jobs with it, the resolver dead-letters callbacks with it. EnsureStreams returns an error naming the stream and the setting when the
 // server refuses a change.
 package broker

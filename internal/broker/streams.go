@@ -87,8 +87,8 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 		},
 		{
 			Name:        n.AdvisoriesStream(),
-			Description: "jetsms: jobs JetStream stopped delivering (max deliveries reached), until a worker ends them",
-			Subjects:    []string{n.MaxDeliveriesAdvisories()},
+			Description: "jetsms: jobs and callbacks JetStream stopped delivering (max deliveries reached), until a worker or resolver ends them",
+			Subjects:    []string{n.MaxDeliveriesAdvisories(), n.CallbackMaxDeliveriesAdvisories()},
 			Retention:   jetstream.WorkQueuePolicy,
 			Storage:     jetstream.FileStorage,
 			MaxAge:      maxAge,

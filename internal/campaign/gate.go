@@ -199,7 +199,9 @@ func (g *Gate) apply(e jetstream.KeyValueEntry) {
 // memory, except for a campaign it has no record of, which it reads once a second
 // at most. The error is ErrNotStarted, or the bucket's when that read fails.
 func (g *Gate) State(ctx context.Context, campaign string) (State, error) {
-	if campaign == "" {
+	if campaign == "" || ValidateName(campaign) != nil {
+		// No record can have a name that is not a campaign's: it is never looked
+		// up, so a long name from a subject never reaches the server as a key.
 		return StateUnknown, nil
 	}
 	select {
@@ -218,7 +220,11 @@ func (g *Gate) State(ctx context.Context, campaign string) (State, error) {
 		return StateUnknown, nil
 	}
 	// A record stored a moment ago may not have reached the watch yet.
-	e, err := g.kv.Get(ctx, campaign)
+	key, err := recordKey(campaign)
+	if err != nil {
+		return StateUnknown, nil // checked above; no record has such a name
+	}
+	e, err := g.kv.Get(ctx, key)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrInvalidKey):
 		g.mu.Lock()

@@ -207,11 +207,15 @@ func (p *Publisher) Send(ctx context.Context, spec Spec, src io.Reader, opts ...
 	if err != nil {
 		return Result{}, err
 	}
+	subject, err := p.cfg.Names.SendCampaign(spec.Lane, spec.Name)
+	if err != nil {
+		return Result{}, err
+	}
 	r := &run{
 		p:       p,
 		o:       o,
 		spec:    spec,
-		subject: p.cfg.Names.SendCampaign(spec.Lane, spec.Name),
+		subject: subject,
 		stream:  p.cfg.Names.JobsStream(),
 		owner:   ownerID(),
 		ahead:   p.cfg.Window + p.cfg.CheckpointRows,

@@ -64,7 +64,7 @@ func (b *bundle) stored(t *testing.T, lane, name string) []string {
 	require.NoError(t, err)
 	var ids []string
 	for seq := uint64(1); ; {
-		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(b.env.Names.SendCampaign(lane, name)))
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(campaignSubject(t, b.env.Names, lane, name)))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return ids
 		}
@@ -421,7 +421,7 @@ func (b *bundle) takeJobs(t *testing.T, lane, name string, after, count int) []s
 	require.NoError(t, err)
 	var taken []string
 	for seq := uint64(1); len(taken) < count; {
-		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(b.env.Names.SendCampaign(lane, name)))
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(campaignSubject(t, b.env.Names, lane, name)))
 		require.NoError(t, err)
 		seq = m.Sequence + 1
 		id := m.Header.Get(jetstream.MsgIDHeader)

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetsms/jetsms/internal/campaignstate"
+	"github.com/jetsms/jetsms/internal/subjects"
 	"github.com/jetsms/jetsms/job"
 )
 
@@ -242,10 +243,11 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*Store,
 
 // Get returns a campaign's record and its revision, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, name string) (*Record, uint64, error) {
-	if err := ValidateName(name); err != nil {
+	key, err := recordKey(name)
+	if err != nil {
 		return nil, 0, err
 	}
-	e, err := s.kv.Get(ctx, name)
+	e, err := s.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
@@ -336,6 +338,15 @@ func (s *Store) Watch(ctx context.Context, name string) (<-chan *Record, error) 
 	return out, nil
 }
 
+// recordKey is a campaign record's key: its name, checked as a campaign name and
+// built by subjects.Key.
+func recordKey(name string) (string, error) {
+	if err := ValidateName(name); err != nil {
+		return "", err
+	}
+	return subjects.Key(name)
+}
+
 // create stores a new record; errConflict when the name is taken.
 func (s *Store) create(ctx context.Context, rec *Record) (uint64, error) {
 	rec.Updated = s.now().UTC()
@@ -343,7 +354,11 @@ func (s *Store) create(ctx context.Context, rec *Record) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("encode campaign %s: %w", rec.Name, err)
 	}
-	rev, err := s.kv.Create(ctx, rec.Name, data)
+	key, err := recordKey(rec.Name)
+	if err != nil {
+		return 0, err
+	}
+	rev, err := s.kv.Create(ctx, key, data)
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return 0, fmt.Errorf("create campaign %s: %w", rec.Name, errConflict)
 	}
@@ -360,7 +375,11 @@ func (s *Store) put(ctx context.Context, rec *Record, rev uint64) (uint64, error
 	if err != nil {
 		return 0, fmt.Errorf("encode campaign %s: %w", rec.Name, err)
 	}
-	next, err := s.kv.Update(ctx, rec.Name, data, rev)
+	key, err := recordKey(rec.Name)
+	if err != nil {
+		return 0, err
+	}
+	next, err := s.kv.Update(ctx, key, data, rev)
 	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 		return 0, fmt.Errorf("update campaign %s: %w", rec.Name, errConflict)
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetsms/jetsms/internal/redact"
+	"github.com/jetsms/jetsms/internal/subjects"
 	"github.com/jetsms/jetsms/job"
 )
 
@@ -34,7 +36,10 @@ type mark struct {
 	final job.Status // "" when the event is not final
 }
 
-func tallyKey(name string, chunk int) string { return name + ".t." + strconv.Itoa(chunk) }
+// tallyKey is "<campaign>.t.<chunk>", built by subjects.Key.
+func tallyKey(name string, chunk int) (string, error) {
+	return subjects.Key(name, "t", strconv.Itoa(chunk))
+}
 
 // chunkOf returns the block of a row (rows count from 1) and its bit in the block.
 func chunkOf(row int) (chunk, bit int) { return (row - 1) / ChunkRows, (row - 1) % ChunkRows }
@@ -60,7 +65,11 @@ func (t *tally) counts(rev uint64) ChunkCounts {
 // readTally returns a block's tally and its revision (0 and an empty tally when
 // there is none).
 func (s *Store) readTally(ctx context.Context, name string, chunk int) (*tally, uint64, error) {
-	e, err := s.kv.Get(ctx, tallyKey(name, chunk))
+	key, err := tallyKey(name, chunk)
+	if err != nil {
+		return nil, 0, fmt.Errorf("tally %d of campaign %s: %w", chunk, redact.Quote(name), err)
+	}
+	e, err := s.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return &tally{}, 0, nil
 	}
@@ -110,7 +119,10 @@ func (s *Store) applyMarks(ctx context.Context, name string, chunk int, marks []
 		if err != nil {
 			return ChunkCounts{}, fmt.Errorf("encode tally %d of campaign %s: %w", chunk, name, err)
 		}
-		key := tallyKey(name, chunk)
+		key, err := tallyKey(name, chunk)
+		if err != nil {
+			return ChunkCounts{}, fmt.Errorf("tally %d of campaign %s: %w", chunk, redact.Quote(name), err)
+		}
 		var next uint64
 		if rev == 0 {
 			next, err = s.kv.Create(ctx, key, data)

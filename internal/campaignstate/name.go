@@ -3,6 +3,8 @@ package campaignstate
 import (
 	"errors"
 	"fmt"
+
+	"github.com/jetsms/jetsms/internal/redact"
 )
 
 // NameMaxLen is the longest campaign name: with ":" and a row number of up to 12
@@ -21,14 +23,14 @@ func ValidateName(name string) error {
 		return fmt.Errorf("%w: must not be empty", ErrInvalidName)
 	}
 	if len(name) > NameMaxLen {
-		return fmt.Errorf("%w: %q is %d characters; at most %d are allowed", ErrInvalidName, name, len(name), NameMaxLen)
+		return fmt.Errorf("%w: %s is %d characters; at most %d are allowed", ErrInvalidName, redact.Quote(name), len(name), NameMaxLen)
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
 			continue
 		}
-		return fmt.Errorf("%w: %q has %q at byte offset %d; use only letters, digits, '-' and '_'", ErrInvalidName, name, rune(c), i)
+		return fmt.Errorf("%w: %s has %q at byte offset %d; use only letters, digits, '-' and '_'", ErrInvalidName, redact.Quote(name), rune(c), i)
 	}
 	return nil
 }

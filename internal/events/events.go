@@ -37,7 +37,17 @@ const (
 	// ReasonNotCampaignRow: a job on a campaign's subject that is not one of the
 	// campaign's rows.
 	ReasonNotCampaignRow Reason = "not_campaign_row"
+	// ReasonCallbackFailed: a stored gateway callback (DLR or MO) whose
+	// resolving failed every time, up to the resolver's max deliveries, or
+	// cannot succeed (a value that cannot be a NATS name). It is dead-lettered
+	// on DeadCallbacks with its callback's Nats-Msg-Id as the job id.
+	ReasonCallbackFailed Reason = "callback_failed"
 )
+
+// DeadCallbacks is the lane token of dead-lettered callbacks:
+// <prefix>.dead._callbacks. No configured lane has it (a lane name does not
+// start with '_').
+const DeadCallbacks = "_callbacks"
 
 // Dead-letter headers. The original message's headers are kept, except that its
 // Nats-Msg-Id moves to HeaderOriginalMsgID (the dead-letter stream deduplicates on

@@ -40,8 +40,12 @@ func (p *Publisher) Inbound(ctx context.Context, in Inbound) error {
 	if token == "" {
 		token = InboundOther
 	}
+	subject, err := p.names.Inbound(token)
+	if err != nil {
+		return fmt.Errorf("inbound message %s: destination: %w", in.ID, err)
+	}
 	msg := &nats.Msg{
-		Subject: p.names.Inbound(token),
+		Subject: subject,
 		Data:    data,
 		Header:  nats.Header{jetstream.MsgIDHeader: []string{in.ID}},
 	}

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+
+	"github.com/jetsms/jetsms/internal/redact"
 )
 
 // Errors of callbacks: SendMO returns them wrapped, and a dropped receipt is
@@ -43,15 +45,14 @@ type endpoint struct {
 func parseEndpoint(field, raw string) (*endpoint, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // url.Error repeats the URL, password and all
-		}
-		return nil, fmt.Errorf("%w: %s: not a URL: %w", ErrInvalidConfig, field, err)
+		// Neither url.Error nor its cause is shown: with a '#', '/' or '?' in the
+		// password, url.Parse takes part of it for the host and quotes it.
+		return nil, fmt.Errorf("%w: %s %s: not a URL (a password with special characters must be URL-encoded)",
+			ErrInvalidConfig, field, redact.Quote(redact.URL(raw)))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%w: %s %q: must be an http:// or https:// URL with a host",
-			ErrInvalidConfig, field, u.Redacted())
+		return nil, fmt.Errorf("%w: %s %s: must be an http:// or https:// URL with a host",
+			ErrInvalidConfig, field, redact.Quote(redact.URL(raw)))
 	}
 	ep := &endpoint{}
 	if u.User != nil {

@@ -780,7 +780,10 @@ func TestCallbacks(t *testing.T) {
 			{Config{DLRURL: "ftp://host/dlr"}, "DLRURL"},
 			{Config{DLRURL: "/callbacks/dlr"}, "must be an http:// or https:// URL with a host"},
 			{Config{MOURL: "http://"}, "MOURL"},
-			{Config{MOURL: "http://u:s3cret@host:port/mo"}, "MOURL: not a URL"},
+			{Config{MOURL: "http://u:s3cret@host:port/mo"}, `MOURL "http://u:***@host:port/mo": not a URL`},
+			// A password whose '/' or '#' url.Parse takes for the end of the host.
+			{Config{MOURL: "http://u:s3cret/x@host/mo"}, `MOURL "http://u:***@host/mo"`},
+			{Config{DLRURL: "http://u:s3cret#x@host/dlr"}, `DLRURL "http://u:***@host/dlr"`},
 			{Config{DLRDelay: -1}, "DLRDelay"},
 			{Config{DLRGap: -1}, "DLRGap"},
 			{Config{DLRJitter: -1}, "DLRJitter"},

@@ -11,6 +11,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetsms/jetsms/internal/redact"
+	"github.com/jetsms/jetsms/internal/subjects"
 )
 
 // RetentionDefault is how long an entry is kept after its last write.
@@ -111,7 +114,12 @@ func (l *Ledger) ttl(scheduled time.Time) time.Duration {
 
 // Get returns a job's entry and its revision, or ErrNotFound.
 func (l *Ledger) Get(ctx context.Context, jobID string) (*Entry, uint64, error) {
-	kve, err := l.kv.Get(ctx, jobKey(jobID))
+	key, err := jobKey(jobID)
+	if err != nil {
+		// No entry can have a key that cannot be built.
+		return nil, 0, fmt.Errorf("job %s: %w: %w", redact.Quote(jobID), ErrNotFound, err)
+	}
+	kve, err := l.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, fmt.Errorf("job %s: %w", jobID, ErrNotFound)
 	}
@@ -134,14 +142,22 @@ func (l *Ledger) Create(ctx context.Context, e *Entry) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("encode ledger entry of job %s: %w", e.JobID, err)
 	}
+	key, err := jobKey(e.JobID)
+	if err != nil {
+		return 0, fmt.Errorf("create ledger entry of job %s: %w", redact.Quote(e.JobID), err)
+	}
 	if e.Reference != "" {
-		_, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: l.subject + referenceKey(e.Reference), Data: []byte(e.JobID)},
+		refKey, err := referenceKey(e.Reference)
+		if err != nil {
+			return 0, fmt.Errorf("record reference of job %s: %w", redact.Quote(e.JobID), err)
+		}
+		_, err = l.js.PublishMsg(ctx, &nats.Msg{Subject: l.subject + refKey, Data: []byte(e.JobID)},
 			jetstream.WithMsgTTL(l.ttl(e.Scheduled)))
 		if err != nil {
-			return 0, fmt.Errorf("record reference of job %s: %w", e.JobID, err)
+			return 0, fmt.Errorf("record reference of job %s: %w", redact.Quote(e.JobID), err)
 		}
 	}
-	rev, err := l.kv.Create(ctx, jobKey(e.JobID), data, jetstream.KeyTTL(l.ttl(e.Scheduled)))
+	rev, err := l.kv.Create(ctx, key, data, jetstream.KeyTTL(l.ttl(e.Scheduled)))
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return 0, fmt.Errorf("create ledger entry of job %s: %w", e.JobID, ErrConflict)
 	}
@@ -158,9 +174,13 @@ func (l *Ledger) Update(ctx context.Context, e *Entry, rev uint64) (uint64, erro
 	if err != nil {
 		return 0, fmt.Errorf("encode ledger entry of job %s: %w", e.JobID, err)
 	}
+	key, err := jobKey(e.JobID)
+	if err != nil {
+		return 0, fmt.Errorf("update ledger entry of job %s: %w", redact.Quote(e.JobID), err)
+	}
 	// kv.Update takes no lifetime: the write is published as KV does it, with
 	// the revision expected and the entry's lifetime.
-	pa, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: l.subject + jobKey(e.JobID), Data: data},
+	pa, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: l.subject + key, Data: data},
 		jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(l.ttl(e.Scheduled)))
 	var next uint64
 	if err == nil {
@@ -254,10 +274,13 @@ func (l *Ledger) Index(ctx context.Context, messageID, jobID string, opts ...Ind
 	for _, opt := range opts {
 		opt(&o)
 	}
-	_, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: l.subject + messageKey(messageID), Data: []byte(jobID)},
-		jetstream.WithMsgTTL(l.ttl(o.scheduled)))
+	key, err := messageKey(messageID)
 	if err != nil {
-		return fmt.Errorf("index message %s of job %s: %w", messageID, jobID, err)
+		return fmt.Errorf("index message %s of job %s: %w", redact.Quote(messageID), jobID, err)
+	}
+	if _, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: l.subject + key, Data: []byte(jobID)},
+		jetstream.WithMsgTTL(l.ttl(o.scheduled))); err != nil {
+		return fmt.Errorf("index message %s of job %s: %w", redact.Quote(messageID), jobID, err)
 	}
 	return nil
 }
@@ -266,19 +289,27 @@ func (l *Ledger) Index(ctx context.Context, messageID, jobID string, opts ...Ind
 // (within the ledger's retention). A receipt with such a reference may be that
 // job's, so the reference cannot identify a job by its id.
 func (l *Ledger) ReferenceTaken(ctx context.Context, ref string) (bool, error) {
-	_, err := l.kv.Get(ctx, referenceKey(ref))
+	key, err := referenceKey(ref)
+	if err != nil {
+		return false, fmt.Errorf("look up reference %s: %w", redact.Quote(ref), err)
+	}
+	_, err = l.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("look up reference %s: %w", ref, err)
+		return false, fmt.Errorf("look up reference %s: %w", redact.Quote(ref), err)
 	}
 	return true, nil
 }
 
 // Lookup returns the job a gateway message id belongs to, or ErrNotFound.
 func (l *Ledger) Lookup(ctx context.Context, messageID string) (string, error) {
-	kve, err := l.kv.Get(ctx, messageKey(messageID))
+	key, err := messageKey(messageID)
+	if err != nil {
+		return "", fmt.Errorf("message %s: %w: %w", redact.Quote(messageID), ErrNotFound, err)
+	}
+	kve, err := l.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return "", fmt.Errorf("message %s: %w", messageID, ErrNotFound)
 	}
@@ -321,12 +352,13 @@ func isWrongRevision(err error) bool {
 
 // Keys: "j.<job id>", "m.<message id>" and "r.<reference>", each escaped so that any id makes
 // one valid key token: bytes outside A-Z a-z 0-9 _ - are written =XX (hex). Job ids
-// never hold '=', so the escape is one-to-one.
-func jobKey(id string) string     { return "j." + escape(id) }
-func messageKey(id string) string { return "m." + escape(id) }
+// never hold '=', so the escape is one-to-one. subjects.Key builds them, and
+// refuses an id whose key would exceed subjects.MaxKeyBytes.
+func jobKey(id string) (string, error)     { return subjects.Key("j", escape(id)) }
+func messageKey(id string) (string, error) { return subjects.Key("m", escape(id)) }
 
 // referenceKey is "r.<reference>": a producer's reference that is taken.
-func referenceKey(ref string) string { return "r." + escape(ref) }
+func referenceKey(ref string) (string, error) { return subjects.Key("r", escape(ref)) }
 
 const hexDigits = "0123456789ABCDEF"
 

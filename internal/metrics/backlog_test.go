@@ -134,13 +134,13 @@ func TestBacklogCollector(t *testing.T) {
 		names := b.env.Names
 		// Lanes interleave in the jobs stream, so the message after a lane's ack
 		// floor may be another lane's.
-		b.publish(t, names.Send("priority"))                  // P1: acked below
-		bulk1 := b.publish(t, names.Send("bulk"))             // B1
-		prio2 := b.publish(t, names.Send("priority"))         // P2: held, not acked
-		b.publish(t, names.Send("bulk"))                      // B2
-		b.publish(t, names.SendCampaign("priority", "c1"))    // P3: a campaign's job
-		dflt1 := b.publish(t, names.Send("default"))          // D1: no consumer yet
-		b.publish(t, names.SendCampaign("default", "spring")) // D2
+		b.publish(t, names.Send("priority"))          // P1: acked below
+		bulk1 := b.publish(t, names.Send("bulk"))     // B1
+		prio2 := b.publish(t, names.Send("priority")) // P2: held, not acked
+		b.publish(t, names.Send("bulk"))              // B2
+		b.publish(t, "sms.send.priority.c1")          // P3: a campaign's job
+		dflt1 := b.publish(t, names.Send("default"))  // D1: no consumer yet
+		b.publish(t, "sms.send.default.spring")       // D2
 
 		msgs := b.fetch(t, "priority", 2)
 		require.NoError(t, msgs[0].DoubleAck(context.Background()))

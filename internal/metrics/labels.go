@@ -85,11 +85,14 @@ const (
 	CallbackTooLarge CallbackResult = "too_large"
 	// CallbackUnavailable: 503, NATS could not store it; the gateway retries.
 	CallbackUnavailable CallbackResult = "unavailable"
+	// CallbackForbidden: 403, the source address is outside callbacks.allow_from.
+	CallbackForbidden CallbackResult = "forbidden"
 )
 
 // callbackResults are every CallbackResult.
 var callbackResults = []CallbackResult{
 	CallbackStored, CallbackDuplicate, CallbackInvalid, CallbackUnauthorized, CallbackTooLarge, CallbackUnavailable,
+	CallbackForbidden,
 }
 
 // ReceiptResult is what the resolver did with a delivery receipt: the result label

@@ -100,7 +100,7 @@ func TestMetrics(t *testing.T) {
 		}
 		want[`jetsms_rate_changes_total{reason="slowed"}`] = 2
 		for _, k := range []string{"dlr", "mo"} {
-			for _, r := range []string{"stored", "duplicate", "invalid", "unauthorized", "too_large", "unavailable"} {
+			for _, r := range []string{"stored", "duplicate", "invalid", "unauthorized", "too_large", "unavailable", "forbidden"} {
 				want[`jetsms_callbacks_total{kind="`+k+`",result="`+r+`"}`] = 0
 			}
 		}

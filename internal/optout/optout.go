@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetsms/jetsms/internal/subjects"
 )
 
 // Action is what an inbound message asks of the list.
@@ -83,10 +85,10 @@ func (l *List) Add(ctx context.Context, rec Record) error {
 	}
 	data, err := json.Marshal(rec)
 	if err != nil {
-		return fmt.Errorf("encode opt-out of %s: %w", rec.Number, err)
+		return fmt.Errorf("encode opt-out: %w", err)
 	}
 	if _, err := l.kv.Put(ctx, key, data); err != nil {
-		return fmt.Errorf("opt out %s: %w", rec.Number, err)
+		return fmt.Errorf("opt out a number: %w", err)
 	}
 	return nil
 }
@@ -98,7 +100,7 @@ func (l *List) Remove(ctx context.Context, number string) error {
 		return err
 	}
 	if err := l.kv.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("opt in %s: %w", number, err)
+		return fmt.Errorf("opt in a number: %w", err)
 	}
 	return nil
 }
@@ -116,25 +118,33 @@ func (l *List) Has(ctx context.Context, number string) (bool, error) {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		return false, nil
 	}
-	return false, fmt.Errorf("look up opt-out of %s: %w", number, err)
+	return false, fmt.Errorf("look up the opt-out of a number: %w", err)
 }
 
-// key is the number's digits, so "+64211234567" and "64211234567" are one entry.
+// ErrNoDigits is returned for a number without digits.
+var ErrNoDigits = errors.New("optout: the number has no digits")
+
+// key is the number's digits, so "+64211234567" and "64211234567" are one entry;
+// subjects.Key refuses digits too many for a key. The error names no digit.
 func key(number string) (string, error) {
+	d := Digits(number)
+	if d == "" {
+		return "", ErrNoDigits
+	}
+	k, err := subjects.Key(d)
+	if err != nil {
+		return "", fmt.Errorf("optout: number of %d digits: %w", len(d), err)
+	}
+	return k, nil
+}
+
+// Digits returns the digits of a number or short code ("" when it has none).
+func Digits(number string) string {
 	var b strings.Builder
 	for i := 0; i < len(number); i++ {
 		if c := number[i]; c >= '0' && c <= '9' {
 			b.WriteByte(c)
 		}
 	}
-	if b.Len() == 0 {
-		return "", fmt.Errorf("optout: number %q has no digits", number)
-	}
-	return b.String(), nil
-}
-
-// Digits returns the digits of a number or short code ("" when it has none).
-func Digits(number string) string {
-	k, _ := key(number)
-	return k
+	return b.String()
 }

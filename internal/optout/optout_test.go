@@ -2,12 +2,14 @@ package optout
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/jetsms/jetsms/internal/broker/brokertest"
+	"github.com/jetsms/jetsms/internal/subjects"
 )
 
 func TestKeywordAction(t *testing.T) {
@@ -47,4 +49,12 @@ func TestList(t *testing.T) {
 	require.ErrorContains(t, err, "no digits")
 	require.Equal(t, "2021", Digits("2021"))
 	require.Empty(t, Digits("ACME"))
+
+	// A number too long for a key is refused, never cut short, and the error
+	// names no digit of it.
+	long := "+" + strings.Repeat("64", 3000)
+	_, err = l.Has(ctx, long)
+	require.ErrorIs(t, err, subjects.ErrInvalidName)
+	require.NotContains(t, err.Error(), "6464")
+	require.ErrorIs(t, l.Add(ctx, Record{Number: long}), subjects.ErrInvalidName)
 }

@@ -28,7 +28,12 @@
 // # Failure handling
 //
 // A callback whose handling fails on NATS (ledger or publish) is released with a
-// delay and handled again; handling is idempotent. A stored callback that cannot
-// be decoded (written by another program) is logged and terminated. The
+// delay that grows with its deliveries and handled again; handling is idempotent.
+// It is not retried for ever: after Config.MaxDeliver deliveries JetStream stops
+// delivering it, and the max-deliveries watcher the workers use for jobs
+// (broker.WatchMaxDeliveries) dead-letters it with reason callback_failed. One
+// holding a value that can never be a NATS name (stored before the receiver's
+// field limits) is dead-lettered at once. A stored callback that cannot be
+// decoded (written by another program) is logged and terminated. The
 // Reconciler retries a gateway that cannot be reached a minute later.
 package resolve

@@ -11,14 +11,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/jetsms/jetsms/dlr"
+	"github.com/jetsms/jetsms/internal/broker"
 	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/internal/ledger"
 	"github.com/jetsms/jetsms/internal/metrics"
 	"github.com/jetsms/jetsms/internal/optout"
+	"github.com/jetsms/jetsms/internal/redact"
 	"github.com/jetsms/jetsms/internal/subjects"
 	"github.com/jetsms/jetsms/job"
 )
@@ -29,6 +32,10 @@ const (
 	RetryDelayDefault    = 500 * time.Millisecond
 	RetryDelayMax        = 15 * time.Second
 	ConcurrencyDefault   = 32
+	// MaxDeliverMarginDefault is how many deliveries beyond those of
+	// ResolveWithin a stored callback gets before it is dead-lettered: with the
+	// delays growing to RetryDelayMax, minutes of failures.
+	MaxDeliverMarginDefault = 20
 	// stepTimeout bounds one NATS call of a handler.
 	stepTimeout = 10 * time.Second
 	ackWait     = 30 * time.Second
@@ -50,6 +57,12 @@ type Config struct {
 	// Concurrency is how many callbacks are handled at once. Default
 	// ConcurrencyDefault.
 	Concurrency int
+	// MaxDeliver bounds the deliveries of one stored callback: one whose
+	// resolving still fails then is dead-lettered (reason callback_failed) by the
+	// max-deliveries watcher the workers use too. Zero means enough deliveries
+	// to retry an unmatched receipt for ResolveWithin, plus
+	// MaxDeliverMarginDefault; a value below that is refused.
+	MaxDeliver int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Metrics, when set, counts receipts, their lag and lookups that missed.
@@ -71,6 +84,8 @@ type Stats struct {
 	Inbound, OptOuts, OptIns int64
 	// Failed: handlings released after a NATS error.
 	Failed int64
+	// DeadLettered: stored callbacks dead-lettered (reason callback_failed).
+	DeadLettered int64
 }
 
 // Resolver consumes the callbacks stream. Start it once; Stop it once or more.
@@ -81,9 +96,11 @@ type Resolver struct {
 
 	published, unchanged, retried, unmatched atomic.Int64
 	inbound, optOuts, optIns, failed         atomic.Int64
+	deadLettered                             atomic.Int64
 
 	mu      sync.Mutex
 	cc      jetstream.ConsumeContext
+	watcher sync.WaitGroup
 	work    []chan jetstream.Msg // one queue per handler; a message's receipts share one
 	workers sync.WaitGroup
 	stopped bool
@@ -100,8 +117,8 @@ func New(cfg Config, js jetstream.JetStream, log *zap.Logger) (*Resolver, error)
 	if js == nil || cfg.Ledger == nil || cfg.Publisher == nil {
 		return nil, errors.New("resolve: jetstream, ledger and publisher are required")
 	}
-	if cfg.ResolveWithin < 0 || cfg.RetryDelay < 0 || cfg.Concurrency < 0 {
-		return nil, errors.New("resolve: resolve_within, retry delay and concurrency must not be negative")
+	if cfg.ResolveWithin < 0 || cfg.RetryDelay < 0 || cfg.Concurrency < 0 || cfg.MaxDeliver < 0 {
+		return nil, errors.New("resolve: resolve_within, retry delay, concurrency and max deliver must not be negative")
 	}
 	if cfg.ResolveWithin == 0 {
 		cfg.ResolveWithin = ResolveWithinDefault
@@ -115,10 +132,23 @@ func New(cfg Config, js jetstream.JetStream, log *zap.Logger) (*Resolver, error)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxDeliver == 0 {
+		cfg.MaxDeliver = deliveriesWithin(cfg.ResolveWithin, cfg.RetryDelay) + MaxDeliverMarginDefault
+	}
 	if log == nil {
 		log = zap.NewNop()
 	}
 	return &Resolver{cfg: cfg, js: js, log: log.Named("resolve")}, nil
+}
+
+// deliveriesWithin is how many deliveries an unmatched receipt takes, with the
+// growing retry delay, before ResolveWithin has passed.
+func deliveriesWithin(within, first time.Duration) int {
+	n := 1
+	for elapsed := time.Duration(0); elapsed < within; n++ {
+		elapsed += retryDelay(first, uint64(n))
+	}
+	return n
 }
 
 // Start creates or updates the durable consumer of the callbacks stream and
@@ -135,13 +165,26 @@ func (r *Resolver) Start(ctx context.Context) error {
 		Description:   "jetsms receipt and inbound resolver",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
-		MaxDeliver:    -1,
+		MaxDeliver:    r.cfg.MaxDeliver,
 		MaxAckPending: 4 * r.cfg.Concurrency * 8,
 	})
 	if err != nil {
 		return fmt.Errorf("resolve: consumer of %s: %w", n.CallbacksStream(), err)
 	}
 	r.run, r.cancelRun = context.WithCancel(context.Background())
+	// Callbacks that reached MaxDeliver are dead-lettered by the watcher the
+	// workers use for jobs, on its own filter of the advisories stream; it ends
+	// with the handlers' context.
+	run := r.run
+	r.watcher.Go(func() {
+		broker.WatchMaxDeliveries(run, r.js, broker.MaxDeliveriesConfig{
+			Stream:      n.AdvisoriesStream(),
+			Durable:     n.Consumer("callbacks_maxdeliver"),
+			Description: "jetsms resolvers: dead-letter callbacks that reached max deliveries",
+			Filter:      n.CallbackMaxDeliveriesAdvisories(),
+			Retry:       RetryDelayMax,
+		}, r.log, r.deadLetterUndelivered)
+	})
 	r.work = make([]chan jetstream.Msg, r.cfg.Concurrency)
 	for i := range r.work {
 		q := make(chan jetstream.Msg, 4)
@@ -168,6 +211,7 @@ func (r *Resolver) Start(ctx context.Context) error {
 		r.closeWork()
 		r.workers.Wait()
 		r.cancelRun()
+		r.watcher.Wait()
 		return fmt.Errorf("resolve: consume %s: %w", n.CallbacksStream(), err)
 	}
 	r.cc = cc
@@ -220,6 +264,7 @@ func (r *Resolver) Stop(ctx context.Context) error {
 	r.closeWork()
 	awaitOrHard(ctx, r.workers.Wait, hard)
 	r.cancelRun()
+	r.watcher.Wait()
 	if ctx.Err() != nil {
 		return fmt.Errorf("resolve: stop: %w", ctx.Err())
 	}
@@ -250,7 +295,7 @@ func (r *Resolver) Stats() Stats {
 	return Stats{
 		Published: r.published.Load(), Unchanged: r.unchanged.Load(), Retried: r.retried.Load(),
 		Unmatched: r.unmatched.Load(), Inbound: r.inbound.Load(), OptOuts: r.optOuts.Load(),
-		OptIns: r.optIns.Load(), Failed: r.failed.Load(),
+		OptIns: r.optIns.Load(), Failed: r.failed.Load(), DeadLettered: r.deadLettered.Load(),
 	}
 }
 
@@ -263,7 +308,7 @@ func (r *Resolver) handle(m jetstream.Msg) {
 	case r.cfg.Names.CallbackMO():
 		err = r.inboundMsg(ctx, m)
 	default:
-		r.log.Warn("callback on an unknown subject, dropped", zap.String("subject", m.Subject()))
+		r.log.Warn("callback on an unknown subject, dropped", zap.String("subject", redact.Cut(m.Subject())))
 		_ = m.Term()
 		return
 	}
@@ -271,12 +316,73 @@ func (r *Resolver) handle(m jetstream.Msg) {
 		_ = m.Nak() // a hard stop: handed back
 		return
 	}
+	if errors.Is(err, subjects.ErrInvalidName) {
+		// It can never succeed: a value from before the receiver's limits.
+		r.deadLetter(ctx, m.Subject(), m.Data(), m.Headers(), seqOf(m), err.Error(), func() error { return m.Term() })
+		return
+	}
 	if err != nil {
 		r.failed.Add(1)
 		r.cfg.Metrics.PublishFailed(metrics.PublishStatus)
-		r.log.Warn("callback not resolved; retried later", zap.String("subject", m.Subject()), zap.Error(err))
-		_ = m.NakWithDelay(r.cfg.RetryDelay)
+		delivered := uint64(1)
+		if meta, merr := m.Metadata(); merr == nil {
+			delivered = meta.NumDelivered
+		}
+		r.log.Warn("callback not resolved; retried later", zap.String("subject", redact.Cut(m.Subject())),
+			zap.Uint64("delivered", delivered), zap.Error(err))
+		_ = m.NakWithDelay(retryDelay(r.cfg.RetryDelay, delivered))
 	}
+}
+
+func seqOf(m jetstream.Msg) uint64 {
+	if meta, err := m.Metadata(); err == nil {
+		return meta.Sequence.Stream
+	}
+	return 0
+}
+
+// deadLetterUndelivered dead-letters the stored callback an advisory names: its
+// resolving failed MaxDeliver times.
+func (r *Resolver) deadLetterUndelivered(ctx context.Context, a broker.MaxDeliveries) error {
+	raw, s, err := broker.LoadUndelivered(ctx, r.js, a)
+	if err != nil || raw == nil {
+		return err // nil: resolved meanwhile
+	}
+	why := fmt.Sprintf("callback_failed: delivered %d times without being resolved (max deliveries)", a.Deliveries)
+	if !r.deadLetter(ctx, raw.Subject, raw.Data, raw.Header, raw.Sequence, why, func() error {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stepTimeout)
+		defer cancel()
+		return s.DeleteMsg(dctx, raw.Sequence)
+	}) {
+		return errors.New("dead letter not stored")
+	}
+	return nil
+}
+
+// deadLetter copies a stored callback to <prefix>.dead._callbacks with reason
+// callback_failed, then removes it with remove. It reports whether the dead
+// letter was stored; when not, the callback stays for a later try.
+func (r *Resolver) deadLetter(ctx context.Context, subject string, data []byte, hdr nats.Header, seq uint64, why string, remove func() error) bool {
+	msgID := hdr.Get(jetstream.MsgIDHeader)
+	if msgID == "" {
+		msgID = "callback"
+	}
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	err := r.cfg.Publisher.DeadLetter(sctx, events.Dead{
+		Lane: events.DeadCallbacks, JobID: msgID, Subject: subject, Data: data, Header: hdr,
+		StreamSeq: seq, Reason: events.ReasonCallbackFailed, Error: why,
+	})
+	if err != nil {
+		r.log.Warn("failed callback not dead-lettered; kept", zap.String("msg_id", redact.Cut(msgID)), zap.Error(err))
+		return false
+	}
+	r.deadLettered.Add(1)
+	r.log.Warn("callback dead-lettered", zap.String("msg_id", redact.Cut(msgID)), zap.String("reason", redact.Cut(why)))
+	if err := remove(); err != nil {
+		r.log.Warn("dead-lettered callback not removed", zap.String("msg_id", redact.Cut(msgID)), zap.Error(err))
+	}
+	return true
 }
 
 // receipt resolves one delivery receipt. It acks, naks or terms m itself unless

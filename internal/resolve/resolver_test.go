@@ -3,7 +3,9 @@ package resolve_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -253,6 +255,64 @@ func TestResolver(t *testing.T) {
 		out, err = f.optOuts.Has(context.Background(), "+64211234567")
 		require.NoError(t, err)
 		require.False(t, out)
+	})
+}
+
+func TestPoisonCallbacks(t *testing.T) {
+	t.Parallel()
+
+	t.Run("ACallbackThatFailsEveryTimeIsDeadLetteredAfterMaxDeliveries", func(t *testing.T) {
+		t.Parallel()
+		const maxDeliver = 3
+		f := newFixture(t, resolve.Config{MaxDeliver: maxDeliver, RetryDelay: 10 * time.Millisecond})
+		dead := brokertest.Watch(t, f.env.JS, f.env.Names.DeadStream())
+		// Without the inbound stream every try to publish the MO fails.
+		ctx := context.Background()
+		require.NoError(t, f.env.JS.DeleteStream(ctx, f.env.Names.InboundStream()))
+		f.inboundMsg(t, dlr.Inbound{ID: "mo-poison", Source: "+64211234567", Destination: "2021", Content: "hello"})
+
+		letters := dead.WaitFor(t, 30*time.Second, "the poison callback's dead letter", func(ms []brokertest.Msg) bool { return len(ms) >= 1 })
+		require.Len(t, letters, 1)
+		l := letters[0]
+		require.Equal(t, "sms.dead._callbacks", l.Subject)
+		require.Equal(t, string(events.ReasonCallbackFailed), l.Header.Get(events.HeaderReason))
+		require.Equal(t, "mo:mo-poison", l.Header.Get(events.HeaderJobID))
+		require.Equal(t, f.env.Names.CallbackMO(), l.Header.Get(events.HeaderSubject))
+		require.Contains(t, l.Header.Get(events.HeaderError), fmt.Sprintf("delivered %d times", maxDeliver))
+		var in dlr.Inbound
+		require.NoError(t, json.Unmarshal(l.Data, &in), "the callback as it was stored")
+		require.Equal(t, "mo-poison", in.ID)
+		require.Equal(t, int64(maxDeliver), f.res.Stats().Failed)
+		require.Eventually(t, func() bool { return f.res.Stats().DeadLettered == 1 }, 10*time.Second, 5*time.Millisecond)
+
+		// It is gone from the callbacks stream: it is not redelivered for ever.
+		s, err := f.env.JS.Stream(ctx, f.env.Names.CallbacksStream())
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			info, err := s.Info(ctx)
+			return err == nil && info.State.Msgs == 0
+		}, 10*time.Second, 10*time.Millisecond)
+	})
+
+	t.Run("AStoredValueThatCannotBeANameIsDeadLetteredAtOnceAndTheConnectionStays", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, resolve.Config{})
+		dead := brokertest.Watch(t, f.env.JS, f.env.Names.DeadStream())
+		// Stored as a receiver without limits stored it: 4,000 digits would make
+		// a subject past the server's control line.
+		long := strings.Repeat("9", 4000)
+		f.inboundMsg(t, dlr.Inbound{ID: "mo-long", Source: "+" + long, Destination: long, Content: "STOP"})
+		letters := dead.WaitFor(t, 10*time.Second, "the dead letter", func(ms []brokertest.Msg) bool { return len(ms) >= 1 })
+		require.Equal(t, string(events.ReasonCallbackFailed), letters[0].Header.Get(events.HeaderReason))
+		require.Contains(t, letters[0].Header.Get(events.HeaderError), "invalid NATS name")
+		require.NotContains(t, letters[0].Header.Get(events.HeaderError), long[:100], "no number in the error")
+
+		// The connection is still open, and the next callback resolves.
+		require.True(t, f.env.Conn.IsConnected())
+		f.inboundMsg(t, dlr.Inbound{ID: "mo-ok", Source: "+64211234567", Destination: "2021", Content: "hi"})
+		f.inbound.WaitFor(t, 10*time.Second, "the next inbound event", func(ms []brokertest.Msg) bool { return len(ms) == 1 })
+		require.True(t, f.env.Conn.IsConnected())
+		require.Zero(t, f.env.Conn.Stats().Reconnects)
 	})
 }
 

@@ -1,6 +1,7 @@
 package subjects
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -65,5 +66,44 @@ func TestNames(t *testing.T) {
 			_, err := New(p)
 			require.Error(t, err, p)
 		}
+	})
+}
+
+func TestLimits(t *testing.T) {
+	t.Parallel()
+	n, err := New(PrefixDefault)
+	require.NoError(t, err)
+
+	t.Run("KeysAreBuiltOrRefusedNeverCut", func(t *testing.T) {
+		t.Parallel()
+		k, err := Key("j", "order-1", "x=2F")
+		require.NoError(t, err)
+		require.Equal(t, "j.order-1.x=2F", k)
+		for _, bad := range [][]string{
+			{"d", strings.Repeat("9", MaxKeyBytes)},
+			{"j", "a.b"}, {"j", "a b"}, {"j", ""}, {"j", "a*"}, {"j", "a>"}, {},
+		} {
+			_, err := Key(bad...)
+			require.ErrorIs(t, err, ErrInvalidName, "%q", bad)
+			require.Less(t, len(err.Error()), 300, "the error quotes a value cut short")
+		}
+		_, err = Key("m", strings.Repeat("9", MaxKeyBytes-2))
+		require.NoError(t, err, "exactly MaxKeyBytes")
+	})
+
+	t.Run("SubjectTokensFromOutsideAreRefused", func(t *testing.T) {
+		t.Parallel()
+		_, err := n.Inbound(strings.Repeat("9", 4000))
+		require.ErrorIs(t, err, ErrInvalidName)
+		s, err := n.Inbound("2021")
+		require.NoError(t, err)
+		require.Equal(t, "sms.inbound.2021", s)
+		_, err = n.SendCampaign("bulk", strings.Repeat("c", 4000))
+		require.ErrorIs(t, err, ErrInvalidName)
+		_, err = n.SendCampaign("bulk", "a.b")
+		require.ErrorIs(t, err, ErrInvalidName)
+		require.Equal(t, "sms.dead._", n.Dead(strings.Repeat("l", 4000)), "a dead letter is stored whatever its lane")
+		require.Error(t, ValidateToken(strings.Repeat("l", MaxTokenBytes+1)))
+		require.Error(t, ValidatePrefix(strings.Repeat("a.", MaxPrefixBytes)))
 	})
 }

@@ -122,7 +122,10 @@ func writeRecipients(tb testing.TB, n int) (string, int64) {
 // the publisher does: JetStream's ceiling for a campaign.
 func rawAsyncPublish(tb testing.TB, s *server, n int) float64 {
 	tb.Helper()
-	subject := s.names.SendCampaign("bulk", "raw")
+	subject, err := s.names.SendCampaign("bulk", "raw")
+	if err != nil {
+		tb.Fatal(err)
+	}
 	msgs := make([]*nats.Msg, 0, 1024)
 	for i := range 1024 {
 		id := campaign.JobID("raw", i+1)

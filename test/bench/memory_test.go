@@ -289,6 +289,8 @@ func workerEnv(natsURL, gatewayURL string) []string {
 		"JETSMS_GATEWAY_URL="+gatewayURL,
 		"JETSMS_GATEWAY_USERNAME="+gatewayUser,
 		"JETSMS_GATEWAY_PASSWORD="+gatewayPassword,
+		// Callbacks need credentials (issue 12); none arrive in this benchmark.
+		"JETSMS_CALLBACKS_USERNAME=gw", "JETSMS_CALLBACKS_PASSWORD=bench-callbacks",
 		"JETSMS_RATE_PER_SECOND="+strconv.Itoa(workerRate),
 		"JETSMS_RATE_BURST="+strconv.Itoa(workerBurst),
 		"JETSMS_WORKER_CONCURRENCY="+strconv.Itoa(concurrency),

@@ -87,7 +87,7 @@ func TestReplicasShareTheAccountRate(t *testing.T) {
 			"--gateway.url", srv.URL+gwsim.BasePath, "--gateway.username", "app", "--gateway.password", "pw", "--gateway.timeout", "2s",
 			"--rate.per_second", fmt.Sprint(rate), "--rate.burst", fmt.Sprint(burst),
 			"--worker.ack_wait", "5s", "--worker.grace_period", "5s",
-			"--callbacks.listen", "127.0.0.1:0", "--admin.listen", "127.0.0.1:0")
+			"--callbacks.listen", "127.0.0.1:0", "--admin.listen", "127.0.0.1:0", "--callbacks.username", "gw", "--callbacks.password", "cbpw")
 		workers[i].waitLog(t, 30*time.Second, "jetsms running")
 	}
 	// Each replica's ceiling becomes a third of the account's rate once it sees

@@ -62,7 +62,9 @@ func TestInbound(t *testing.T) {
 		// STOP, in reply to it: an inbound event on the short code's subject, with
 		// the job it answers, and the number is on the opt-out list.
 		in, msg := s.sendMO(t, gwsim.MO{Source: number, Destination: shortCode, Content: "STOP", ReplyTo: accepted.MessageID})
-		require.Equal(t, s.names.Inbound(shortCode), msg.Subject)
+		subject, err := s.names.Inbound(shortCode)
+		require.NoError(t, err)
+		require.Equal(t, subject, msg.Subject)
 		require.Equal(t, number, in.Source)
 		require.Equal(t, shortCode, in.Destination)
 		require.Equal(t, "STOP", in.Content)

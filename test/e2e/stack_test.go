@@ -87,14 +87,16 @@ type stack struct {
 	ledger   *ledger.Ledger
 	optOuts  *optout.List
 	receiver *dlr.Receiver
-	tap      *tap
-	sim      *gwsim.Simulator
-	gwURL    string // the simulator's server URL, without a base path
-	resolver *resolve.Resolver
-	recon    *resolve.Reconciler
-	worker   *worker.Worker
-	status   *eventLog
-	inbound  *brokertest.Watcher
+	// callbacksURL is the receiver's base URL, without credentials.
+	callbacksURL string
+	tap          *tap
+	sim          *gwsim.Simulator
+	gwURL        string // the simulator's server URL, without a base path
+	resolver     *resolve.Resolver
+	recon        *resolve.Reconciler
+	worker       *worker.Worker
+	status       *eventLog
+	inbound      *brokertest.Watcher
 	// The campaign bucket, the worker's gate and the tracker.
 	campaigns *campaign.Store
 	gate      *campaign.Gate
@@ -120,6 +122,7 @@ func setup(t *testing.T, opt options) *stack {
 	// receipts and MOs.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
+	s.callbacksURL = "http://" + ln.Addr().String()
 	pass := callbackPass
 	if opt.simCallbackPass != "" {
 		pass = opt.simCallbackPass
@@ -207,7 +210,11 @@ type testJob struct {
 
 func (j testJob) subject(n subjects.Names) string {
 	if j.campaign != "" {
-		return n.SendCampaign(j.lane, j.campaign)
+		s, err := n.SendCampaign(j.lane, j.campaign)
+		if err != nil {
+			panic(err) // the tests' own names
+		}
+		return s
 	}
 	return n.Send(j.lane)
 }
