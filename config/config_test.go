@@ -756,7 +756,8 @@ func dropUnknownLanes(c *Config) {
 func TestGatewayURL(t *testing.T) {
 	t.Parallel()
 	creds := func(extra ...string) map[string]string {
-		env := map[string]string{"JETSMS_GATEWAY_USERNAME": "app", "JETSMS_GATEWAY_PASSWORD": "pw"}
+		env := map[string]string{"JETSMS_GATEWAY_USERNAME": "app", "JETSMS_GATEWAY_PASSWORD": "pw",
+			"JETSMS_CALLBACKS_USERNAME": "gw", "JETSMS_CALLBACKS_PASSWORD": "cbpw"}
 		for i := 0; i+1 < len(extra); i += 2 {
 			env[extra[i]] = extra[i+1]
 		}

@@ -414,7 +414,7 @@ func TestReceiver(t *testing.T) {
 		require.Equal(t, Counts{Unavailable: 1}, b.rc.Stats().MO)
 
 		// The same store, the same port: the connection finds it again.
-		restarted, err := broker.StartEmbedded(broker.EmbeddedConfig{StoreDir: dir, Listen: "127.0.0.1:" + port},
+		restarted, err := broker.StartEmbedded(broker.EmbeddedConfig{StoreDir: dir, Listen: "127.0.0.1:" + port, NoAuth: true},
 			zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
 		require.NoError(t, err)
 		t.Cleanup(restarted.Stop)

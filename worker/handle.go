@@ -134,6 +134,15 @@ func (w *Worker) decode(r *jobRun) (events.Reason, error) {
 	published := r.meta.Timestamp
 	d := job.Decoder{MaxSegments: w.cfg.MaxSegments, Now: func() time.Time { return published }}
 	j, err := d.Decode(r.msg.Data())
+	// Tokens that cannot be names are not kept: the lane becomes
+	// subjects.DeadOther (a metrics label, a dead-letter subject), the campaign
+	// none; checkSubject says why the job ends.
+	if subjects.ValidateToken(lane) != nil {
+		lane = subjects.DeadOther
+	}
+	if campaign != "" && campaignstate.ValidateName(campaign) != nil {
+		campaign = ""
+	}
 	j.Lane, j.Campaign = lane, campaign
 	// Every header that goes on the gateway request is checked here: an invalid
 	// traceparent would make the request unbuildable, so it is dropped and the
@@ -200,11 +209,11 @@ func (p *problems) Unwrap() []error { return p.errs }
 func (w *Worker) checkSubject(subject string) error {
 	lane, name, ok := w.cfg.Names.ParseSend(subject)
 	bad := func(what string, err error) error {
-		return fmt.Errorf("subject: %q is not %s: %s %w", subject, w.cfg.Names.Send("<lane>")+"[.<campaign>]", what, err)
+		return fmt.Errorf("subject: %s is not %s: %s %w", redact.Quote(subject), w.cfg.Names.Send("<lane>")+"[.<campaign>]", what, err)
 	}
 	switch {
 	case !ok:
-		return fmt.Errorf("subject: %q is not %s[.<campaign>]", subject, w.cfg.Names.Send("<lane>"))
+		return fmt.Errorf("subject: %s is not %s[.<campaign>]", redact.Quote(subject), w.cfg.Names.Send("<lane>"))
 	case subjects.ValidateToken(lane) != nil:
 		return bad("its lane", subjects.ValidateToken(lane))
 	case strings.HasPrefix(subject, w.cfg.Names.Send(lane)+".") && name == "":

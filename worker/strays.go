@@ -12,7 +12,6 @@ import (
 
 	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/internal/redact"
-	"github.com/jetsms/jetsms/internal/subjects"
 )
 
 // errCodeWQNotUnique is the server's refusal of a second consumer whose filter
@@ -172,11 +171,7 @@ func (w *Worker) endStray(ctx context.Context, m jetstream.Msg, lanes string) {
 		w.refuse(ctx, r, reason, err.Error())
 		return
 	}
-	given := r.job.Lane
-	if subjects.ValidateToken(given) != nil {
-		// Not a name jetsms may use (a metrics label, a dead-letter subject).
-		r.job.Lane = subjects.DeadOther
-	}
+	given, _, _ := w.cfg.Names.ParseSend(r.msg.Subject())
 	w.refuse(ctx, r, events.ReasonUnknownLane,
 		fmt.Sprintf("lane: %s is not configured (lanes: %s)", redact.Quote(given), lanes))
 }

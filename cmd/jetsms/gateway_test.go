@@ -41,7 +41,7 @@ func TestMisconfiguredGatewayIsNotReady(t *testing.T) {
 	t.Cleanup(srv.Close)
 	t.Cleanup(sim.Close)
 	b := setupRun(t, "--gateway.url", srv.URL+"/rest/v2", "--gateway.username", "app", "--gateway.password", "pw",
-		"--worker.max_attempts", "1")
+		"--worker.max_attempts", "1", "--callbacks.username", "gw", "--callbacks.password", "cbpw")
 	url := b.natsURL(t)
 	open := b.proc.waitLog(t, startTimeout, "gateway circuit open: no jobs are taken; they stay queued")
 	require.Contains(t, open.str("reason"), "check gateway.url")

@@ -91,7 +91,9 @@ func startJetsms(t *testing.T, env []string, args ...string) *proc {
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	p := &proc{cmd: exec.Command(exe, args...), exited: make(chan struct{}), grew: make(chan struct{})}
-	p.cmd.Env = append(append(os.Environ(), runMainEnv+"=1"), env...)
+	// The admin listener on a free port unless the test names one: processes of
+	// parallel tests would otherwise all ask for 127.0.0.1:9090.
+	p.cmd.Env = append(append(os.Environ(), runMainEnv+"=1", "JETSMS_ADMIN_LISTEN=127.0.0.1:0"), env...)
 	p.cmd.Dir = t.TempDir() // a relative default such as ./data lands here
 	p.cmd.Stdout = &p.stdout
 	// Kept open, and never written to, for as long as this process lives; see

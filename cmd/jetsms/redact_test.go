@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jetsms/jetsms/internal/broker/brokertest"
 	"github.com/jetsms/jetsms/job"
 )
 
@@ -57,8 +58,9 @@ func TestLogsHoldNoSecretsAndNoMessages(t *testing.T) {
 	require.NoError(t, publishRaw(url, "sms.send.priority", `{"id":"secret-4","destination":"+`+number+`","content":"`+content+`"}`))
 	require.Equal(t, "destination_limit", waitEvent(t, url, "secret-4", func(ev job.Event) bool { return ev.Status == job.StatusRetrying }).Error)
 
-	// A second process whose NATS URL holds a password with '#', '/' and '?'.
-	host := strings.TrimPrefix(url, "nats://")
+	// A second process whose NATS URL holds a password with '#', '/' and '?', on a
+	// server of its own that takes any credentials.
+	host := strings.TrimPrefix(brokertest.Run(t).URL, "nats://")
 	const natsPassword = "n#a/t?s@pw-5e4d"
 	recv := startJetsms(t, nil, "receiver", "--nats.url", "nats://jetsms:"+netURLEscape(natsPassword)+"@"+host,
 		"--log.level", "debug", "--gateway.username", "app", "--gateway.password", password,

@@ -61,7 +61,7 @@ func TestNATSConnectionKickedByTheServer(t *testing.T) {
 	p := startJetsms(t, nil, "receiver", "--nats.url", env.URL, "--gateway.username", "app", "--gateway.password", "pw",
 		"--callbacks.username", "gw", "--callbacks.password", "cb", "--callbacks.listen", "127.0.0.1:0")
 	running := p.waitLog(t, startTimeout, "jetsms running")
-	base := strings.TrimSuffix(running.str("callbacks"), "/callbacks/dlr")
+	base := running.str("admin") // /readyz and /healthz are on the admin listener
 	require.Equal(t, http.StatusOK, get(t, base+"/readyz"))
 
 	srv := env.Server.Server()
