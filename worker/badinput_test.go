@@ -19,6 +19,7 @@ import (
 	"github.com/jetsms/jetsms/internal/campaign"
 	"github.com/jetsms/jetsms/internal/events"
 	"github.com/jetsms/jetsms/internal/metrics"
+	"github.com/jetsms/jetsms/internal/redact"
 	"github.com/jetsms/jetsms/job"
 	"github.com/jetsms/jetsms/worker"
 )
@@ -106,7 +107,7 @@ func TestBadInput(t *testing.T) {
 			evs := b.waitFinal(t, id)
 			final := evs[len(evs)-1]
 			require.Equal(t, job.StatusFailed, final.Status, id)
-			require.Contains(t, final.Error, fmt.Sprintf("subject: %q is not sms.send.<lane>[.<campaign>]", subject), id)
+			require.Contains(t, final.Error, fmt.Sprintf("subject: %s is not sms.send.<lane>[.<campaign>]", redact.Quote(subject)), id)
 			dead := b.deadLetter(t, id)
 			require.Equal(t, string(events.ReasonInvalidSubject), dead.Header.Get(events.HeaderReason), id)
 			require.Equal(t, subject, dead.Header.Get(events.HeaderSubject), id)
