@@ -111,4 +111,3 @@ func TestReceiptOfAnEarlierCopyOfAResentJob(t *testing.T) {
 		require.Equal(t, []string{second}, e.MessageIDs, "a receipt of another message never lands on the job")
 	})
 }
-
