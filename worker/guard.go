@@ -210,6 +210,11 @@ func (w *Worker) save(ctx context.Context, r *jobRun, now time.Time) error {
 		e.Replay = r.replay
 		r.replay = ""
 	}
+	if e.Accepted() {
+		// A receipt showed the job accepted since it was read (note found it
+		// so): never claimed, nor sent, again.
+		return errBusy
+	}
 	next := *e
 	next.Attempts = r.attempts + 1
 	next.DuplicateRisk = r.dupRisk

@@ -333,14 +333,19 @@ func (w *Worker) attempt(ctx context.Context, r *jobRun) (dispatcher.Result, err
 	}
 	var gwErr *dispatcher.Error
 	if !errors.As(err, &gwErr) {
-		w.note(ctx, r, ledger.StateQueued, err)
+		if e := w.note(ctx, r, ledger.StateQueued, err); e != nil {
+			return acceptedBy(e), nil
+		}
 		return res, backoff.Permanent(err)
 	}
+	// A note that returns an entry found it accepted by a receipt of an earlier
+	// submission (whose answer was lost): the job is accepted, whatever this
+	// answer says, and is never sent again.
 	switch gwErr.Kind {
 	case dispatcher.KindUnknown:
 		if e := w.note(ctx, r, ledger.StateUnknown, err); e != nil {
 			// Its receipt came while the answer was lost: it was accepted.
-			return dispatcher.Result{MessageID: e.MessageID, Status: string(job.StatusAccepted)}, nil
+			return acceptedBy(e), nil
 		}
 		if r.opts.Ambiguous != AmbiguousResend {
 			return res, backoff.Permanent(err)
@@ -348,7 +353,9 @@ func (w *Worker) attempt(ctx context.Context, r *jobRun) (dispatcher.Result, err
 		r.dupRisk = true
 		return res, err
 	case dispatcher.KindRetryable:
-		w.note(ctx, r, ledger.StateQueued, err)
+		if e := w.note(ctx, r, ledger.StateQueued, err); e != nil {
+			return acceptedBy(e), nil
+		}
 		return res, err
 	case dispatcher.KindRejected:
 		if gwErr.StatusCode == http.StatusUnprocessableEntity && r.job.Scheduled != nil && !r.unscheduled {
@@ -356,16 +363,26 @@ func (w *Worker) attempt(ctx context.Context, r *jobRun) (dispatcher.Result, err
 			// send it once more, now, without one. The retrying event keeps the
 			// gateway's own code.
 			r.job.Scheduled, r.unscheduled = nil, true
-			w.note(ctx, r, ledger.StateQueued, err)
+			if e := w.note(ctx, r, ledger.StateQueued, err); e != nil {
+				return acceptedBy(e), nil
+			}
 			return res, err
 		}
 	case dispatcher.KindUnauthorized, dispatcher.KindMisconfigured:
 		// The job is not at fault: the attempt does not count.
 		r.attempts--
 		r.entry.Attempts = r.attempts
-		w.note(ctx, r, ledger.StateQueued, err)
+		if e := w.note(ctx, r, ledger.StateQueued, err); e != nil {
+			return acceptedBy(e), nil
+		}
 	}
 	return res, backoff.Permanent(err)
+}
+
+// acceptedBy is the result of a submission whose job entry e a receipt showed
+// accepted.
+func acceptedBy(e *ledger.Entry) dispatcher.Result {
+	return dispatcher.Result{MessageID: e.MessageID, Status: string(job.StatusAccepted)}
 }
 
 // gatewayOutcome names a submission's outcome as the metrics do.

@@ -21,9 +21,16 @@
 //   - A receipt that arrives before the worker recorded the job's message id is
 //     retried for ResolveWithin; after that it is published with what it carries
 //     (no job id) and counted as unmatched, never dropped.
-//   - An event is published before the ledger entry moves, and events carry
-//     deterministic Nats-Msg-Ids, so a crash between the two publishes the event
-//     again, and the stream drops the copy.
+//   - The ledger entry moves before the event is published, and an event is
+//     published only for a status the entry holds: a failure or crash between
+//     the two cannot leave an event out while the entry stays behind (a later
+//     receipt then published a non-final status after the final one). The
+//     callback handed back finds its change recorded as the entry's last and
+//     publishes the event again; events carry deterministic Nats-Msg-Ids, so the
+//     stream drops a copy.
+//   - A receipt found by reference (the job id jetsms sent) moves a job accepted
+//     under another message id only when the job was sent again after an unknown
+//     outcome (duplicate_risk); a reference a producer gave any job moves none.
 //
 // # Failure handling
 //

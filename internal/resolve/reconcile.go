@@ -34,6 +34,9 @@ const (
 // receipt came and the gateway reported nothing final.
 const DetailNoReceipt = "no_receipt"
 
+// detailReconciled is the detail of a status the gateway reported to a look-up.
+const detailReconciled = "reconciled"
+
 // Looker asks the gateway for one message; see dispatcher.RESTv2.Get.
 type Looker interface {
 	Get(ctx context.Context, messageID string) (dispatcher.Message, error)
@@ -234,6 +237,18 @@ func (r *Reconciler) reconcile(ctx context.Context, ev job.Event) (time.Duration
 		return 0, err
 	}
 	if e.Status.Final() {
+		if n := len(e.History); n > 0 && e.History[n-1].MessageID == ev.MessageID &&
+			(e.History[n-1].Detail == detailReconciled || e.History[n-1].Detail == DetailNoReceipt) {
+			last := e.History[n-1]
+			// Ended by a try for this very event that failed after the ledger
+			// write (Apply writes the ledger first): its event may not be stored,
+			// so the same change publishes it again (stored once).
+			if _, err := Apply(ctx, r.cfg.Ledger, r.cfg.Publisher, ev.JobID, Change{
+				MessageID: last.MessageID, Status: last.Status, Detail: last.Detail, At: last.At,
+			}); err != nil {
+				return 0, err
+			}
+		}
 		r.final.Add(1)
 		r.cfg.Metrics.Reconciled(metrics.ReconciledFinal)
 		return 0, nil
@@ -258,7 +273,7 @@ func (r *Reconciler) lookUp(ctx, sctx context.Context, ev job.Event, now time.Ti
 	default:
 		st := normalStatus(msg.Status)
 		if _, err := Apply(ctx, r.cfg.Ledger, r.cfg.Publisher, ev.JobID, Change{
-			MessageID: ev.MessageID, Status: st, Detail: "reconciled", At: now,
+			MessageID: ev.MessageID, Status: st, Detail: detailReconciled, At: now,
 		}); err != nil {
 			return err
 		}

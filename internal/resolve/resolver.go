@@ -464,7 +464,8 @@ func (r *Resolver) receipt(ctx context.Context, m jetstream.Msg) error {
 // whose answer was lost (its message id is never indexed otherwise): jetsms
 // sends the job id as the reference when the producer gave none, so a receipt
 // whose reference is the id of a job that had none belongs to that job, as long
-// as that job's acceptance is not recorded under another message id and no
+// as that job's acceptance is not recorded under another message id (unless the
+// job was sent again after an unknown outcome, see referenceMatches) and no
 // producer gave another job that string as its reference. A producer's own
 // reference proves nothing.
 func (r *Resolver) findJob(ctx context.Context, messageID, reference string) (string, bool, error) {
@@ -500,9 +501,17 @@ func (r *Resolver) findJob(ctx context.Context, messageID, reference string) (st
 
 // referenceMatches reports whether a receipt with reference and messageID, not
 // found by its message id, belongs to the job of entry e, found by reference.
+//
+// A job accepted under another message id matches only when it was sent again
+// after a submission of unknown outcome (DuplicateRisk): then the gateway may hold
+// more than one copy of it, and the copy whose answer was lost is never indexed
+// by the worker. Without this its receipts (a resend accepted with its answer
+// lost, after the receipt of an earlier copy showed the job accepted; or the
+// receipt of the earlier copy resolved only after the resend's acceptance was
+// recorded) waited out resolve_within and were published without a job.
 func referenceMatches(e *ledger.Entry, reference, messageID string) bool {
 	return e.Reference == "" && e.JobID == reference && // jetsms sent the job id as the reference
-		(!e.Accepted() || contains(e.MessageIDs, messageID)) // not recorded under another id
+		(!e.Accepted() || e.DuplicateRisk || contains(e.MessageIDs, messageID))
 }
 
 // index records that messageID belongs to jobID, kept as long as the job's entry.
