@@ -207,7 +207,8 @@ func TestOverviewShowsBacklogAndProcessState(t *testing.T) {
 
 func TestCampaignPauseResumeCancel(t *testing.T) {
 	b := newBench(t, false)
-	p, err := campaign.NewPublisher(campaign.PublisherConfig{Names: b.env.Names, Store: b.campaigns, Ledger: b.led}, b.env.JS, zaptest.NewLogger(t))
+	p, err := campaign.NewPublisher(campaign.PublisherConfig{Names: b.env.Names, Store: b.campaigns, Ledger: b.led, PricePerSegment: 0.05},
+		b.env.JS, zaptest.NewLogger(t))
 	require.NoError(t, err)
 	file := "destination,name\n+64211234501,Ann\n+64211234502,Bob\n0211234503,Cat\n"
 	_, err = p.Send(t.Context(), campaign.Spec{Name: "spring", Lane: "bulk", Template: "Hi {{.name}}", File: "r.csv"}, strings.NewReader(file))
@@ -220,6 +221,9 @@ func TestCampaignPauseResumeCancel(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.Regexp(t, `id="published">2<`, body)
 	require.Contains(t, body, "Bad rows (1)")
+	// The estimate the send stored: 3 rows, 2 jobs, 1 bad row, 2 segments at 0.05.
+	require.Contains(t, body, `id="est-rows">3 (2 jobs, 1 bad rows)<`)
+	require.Contains(t, body, `id="est-cost">2 segments × 0.05 = 0.10<`)
 	require.NotContains(t, body, "6421123450") // no numbers
 	tok := csrfInput.FindStringSubmatch(body)[1]
 
