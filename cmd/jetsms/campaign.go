@@ -188,6 +188,7 @@ func campaignSend(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	pub, err := campaign.NewPublisher(campaign.PublisherConfig{
 		Names: cl.names, Store: cl.store, Ledger: led, MaxSegments: cfg.Jobs.MaxSegments,
+		PricePerSegment: cfg.Campaign.PricePerSegment,
 	}, cl.js, nil)
 	if err != nil {
 		return err
@@ -217,6 +218,10 @@ func campaignSend(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if res.BadRows > 0 {
 		fmt.Fprintf(stdout, "%s not sent: listed above with their line numbers\n", plural(res.BadRows, "bad row"))
+	}
+	if rec.PricePerSegment > 0 {
+		fmt.Fprintf(stdout, "estimated cost %s (%s × %s; opted-out numbers not looked up)\n", strconv.FormatFloat(rec.EstimatedCost, 'f', 2, 64),
+			plural(rec.Totals.Segments, "segment"), strconv.FormatFloat(rec.PricePerSegment, 'f', -1, 64))
 	}
 	fmt.Fprintf(stdout, "state %s; follow it with: jetsms campaign status %s --watch\n", rec.State, f.name)
 	return nil
@@ -463,6 +468,10 @@ func printRecord(w io.Writer, r *campaign.Record) {
 	row("rows", fmt.Sprintf("%s (%s, %s)", thousands(t.Rows), plural(t.Jobs, "job"), plural(t.BadRows, "bad row")))
 	row("segments", fmt.Sprintf("%s (GSM-7: %s, %s; UCS-2: %s, %s)", thousands(t.Segments),
 		plural(t.GSM7.Jobs, "job"), plural(t.GSM7.Segments, "segment"), plural(t.UCS2.Jobs, "job"), plural(t.UCS2.Segments, "segment")))
+	if r.PricePerSegment > 0 {
+		row("estimated cost", fmt.Sprintf("%s × %s = %s (opted-out numbers not looked up)", plural(t.Segments, "segment"),
+			strconv.FormatFloat(r.PricePerSegment, 'f', -1, 64), strconv.FormatFloat(r.EstimatedCost, 'f', 2, 64)))
+	}
 	row("sent", thousands(r.Counts.Sent)+" (taken by the gateway)")
 	row("final", fmt.Sprintf("%s of %s%s", thousands(r.Counts.Final), thousands(t.Jobs), byStatus(r.Counts.ByStatus)))
 	row("pending", thousands(r.Pending()))

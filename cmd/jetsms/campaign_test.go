@@ -69,11 +69,14 @@ func TestCampaign(t *testing.T) {
 	t.Run("StatusListPauseResumeCancel", func(t *testing.T) {
 		t.Parallel()
 		env := brokertest.Run(t)
-		require.Equal(t, 0, sendExample(t, env).code)
+		res := sendExample(t, env, "--campaign.price_per_segment", "0.05")
+		require.Equal(t, 0, res.code, res.stderr)
+		require.Contains(t, res.stdout, "estimated cost 0.20 (4 segments × 0.05; opted-out numbers not looked up)")
 		nats := []string{"--nats.url", env.URL}
 
-		res := runJetsms(t, append([]string{"campaign", "status", "spring"}, nats...)...)
+		res = runJetsms(t, append([]string{"campaign", "status", "spring"}, nats...)...)
 		require.Equal(t, 0, res.code, res.stderr)
+		require.Regexp(t, `estimated cost +4 segments × 0\.05 = 0\.20 \(opted-out numbers not looked up\)`, res.stdout)
 		require.Regexp(t, `state +running`, res.stdout)
 		require.Regexp(t, `rows +5 \(4 jobs, 1 bad row\)`, res.stdout)
 		require.Regexp(t, `final +0 of 4`, res.stdout)

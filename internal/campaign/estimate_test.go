@@ -66,3 +66,35 @@ func TestEstimate(t *testing.T) {
 		require.ErrorIs(t, err, ErrInvalidOption)
 	})
 }
+
+// TestSendRecordsItsEstimate: a real send keeps what its publishing pass counted
+// and the price in the record, and the record's Estimate agrees with a dry run's
+// of the same file but for the opt-outs, which a send does not look up.
+func TestSendRecordsItsEstimate(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	file := "destination,name\n" +
+		"+64211234501,Ann\n" +
+		"+64211234502,Zoë 🎉\n" +
+		"021234567,Bad\n" +
+		"+64211234504," + strings.Repeat("x", 200) + "\n"
+	dry, err := EstimateFile(t.Context(), spec("spring"), strings.NewReader(file), EstimateConfig{PricePerSegment: 0.05})
+	require.NoError(t, err)
+
+	p := b.publisher(t, func(c *PublisherConfig) { c.PricePerSegment = 0.05 })
+	res, err := p.Send(t.Context(), spec("spring"), strings.NewReader(file))
+	require.NoError(t, err)
+	rec, _, err := b.store.Get(t.Context(), "spring")
+	require.NoError(t, err)
+	require.Equal(t, res.Record.Totals, rec.Totals)
+	got := rec.Estimate()
+	require.Equal(t, dry.Totals, got.Totals)
+	require.Equal(t, -1, got.Suppressed)
+	require.Equal(t, 4, got.ChargedSegments)
+	require.InDelta(t, 0.05, got.PricePerSegment, 1e-12)
+	require.InDelta(t, dry.Cost, got.Cost, 1e-9)
+	require.InDelta(t, 0.20, got.Cost, 1e-9)
+
+	_, err = NewPublisher(PublisherConfig{Names: b.env.Names, Store: b.store, PricePerSegment: -1}, b.env.JS, nil)
+	require.Error(t, err)
+}

@@ -66,6 +66,9 @@ type PublisherConfig struct {
 	// MaxSegments caps a job's content as the workers' jobs.max_segments does;
 	// zero means job.MaxSegmentsDefault.
 	MaxSegments int
+	// PricePerSegment is campaign.price_per_segment: the record keeps it and the
+	// cost of the segments published (Record.EstimatedCost). Zero: no price.
+	PricePerSegment float64
 	// Window is the most jobs awaiting their PubAck at once.
 	Window int
 	// CheckpointRows and CheckpointEvery: how often progress is written.
@@ -103,6 +106,9 @@ func NewPublisher(cfg PublisherConfig, js jetstream.JetStream, log *zap.Logger) 
 	}
 	if js == nil {
 		return nil, errors.New("campaign publisher: a JetStream client is required")
+	}
+	if cfg.PricePerSegment < 0 {
+		return nil, fmt.Errorf("campaign publisher: price per segment %v must not be negative", cfg.PricePerSegment)
 	}
 	if cfg.Window < 0 || cfg.CheckpointRows < 0 || cfg.CheckpointEvery < 0 || cfg.StaleAfter < 0 || cfg.AckTimeout < 0 {
 		return nil, errors.New("campaign publisher: window, checkpoint, stale-after and ack timeout must not be negative")
@@ -356,6 +362,7 @@ func (r *run) claim(ctx context.Context, tmpl *Template) (*Record, error) {
 				}
 			}
 			rec.Progress.Publisher, rec.Progress.Checkpoint = r.owner, now.UTC()
+			rec.setPrice(r.p.cfg.PricePerSegment)
 			return true, nil
 		})
 		if err != nil {
@@ -394,6 +401,7 @@ func (r *run) create(ctx context.Context, tmpl *Template) (*Record, error) {
 			Checkpoint: now,
 		},
 	}
+	rec.setPrice(r.p.cfg.PricePerSegment)
 	if _, err := r.p.cfg.Store.create(ctx, rec); err != nil {
 		return nil, err
 	}
@@ -758,6 +766,7 @@ func (r *run) checkpoint(ctx context.Context, end endKind) (*Record, error) {
 		}
 		if caughtUp {
 			rec.Totals = r.acc
+			rec.setPrice(r.p.cfg.PricePerSegment)
 			rec.BadRows = r.bads
 			rec.Progress.Digest = hex.EncodeToString(r.digest.Sum(nil))
 			rec.Progress.Ahead = ahead

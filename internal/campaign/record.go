@@ -87,6 +87,37 @@ type Record struct {
 	// the tally they were read from: the record takes a block's counts only from a
 	// newer tally, so each event is counted once whichever process applies it.
 	Chunks map[int]ChunkCounts `json:"chunks,omitempty"`
+
+	// PricePerSegment is campaign.price_per_segment of the last send run (zero
+	// when unset), and EstimatedCost is Totals.Segments times it, written with
+	// Totals at every checkpoint: the send's estimate, from what its publishing
+	// pass counts anyway (no second pass over the file). Unlike a dry run's, it
+	// does not look up opt-outs: jobs to opted-out numbers are counted, and end
+	// suppressed and unsent (Counts.ByStatus says how many). See Estimate.
+	PricePerSegment float64 `json:"price_per_segment,omitempty"`
+	EstimatedCost   float64 `json:"estimated_cost,omitempty"`
+}
+
+// Estimate returns the record's estimate in the form of a dry run's: the rows,
+// jobs, bad rows and segments published so far (all of them once
+// Progress.Complete), their cost at PricePerSegment, and Suppressed -1 (not
+// counted).
+func (r *Record) Estimate() Estimate {
+	return Estimate{
+		Totals:             r.Totals,
+		Suppressed:         -1,
+		SuppressedSegments: -1,
+		ChargedSegments:    r.Totals.Segments,
+		PricePerSegment:    r.PricePerSegment,
+		Cost:               r.EstimatedCost,
+	}
+}
+
+// setPrice records a send run's price per segment and the cost of the segments
+// counted so far.
+func (r *Record) setPrice(price float64) {
+	r.PricePerSegment = price
+	r.EstimatedCost = float64(r.Totals.Segments) * price
 }
 
 // BadRowsKept is how many bad rows a record lists; Totals.BadRows counts them all.

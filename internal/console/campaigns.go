@@ -59,6 +59,7 @@ type statusCount struct {
 
 type campaignData struct {
 	R         *campaign.Record
+	Estimate  estimateView
 	ByStatus  []statusCount
 	Chart     any
 	CanPause  bool
@@ -82,7 +83,7 @@ func (c *Console) campaignPage(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, "campaign", p)
 		return
 	}
-	d := campaignData{R: rec}
+	d := campaignData{R: rec, Estimate: newEstimateView(rec)}
 	for st, n := range rec.Counts.ByStatus {
 		d.ByStatus = append(d.ByStatus, statusCount{st, n})
 	}
@@ -107,6 +108,28 @@ func (c *Console) campaignPage(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Data = d
 	c.render(w, r, "campaign", p)
+}
+
+// estimateView is the estimate `jetsms campaign send` stored in the record: what
+// its publishing pass counted, and the cost at the price it was given.
+type estimateView struct {
+	campaign.Estimate
+	// Price and Cost are formatted; empty when no price was set.
+	Price, Cost string
+	// SoFar: publishing is not over, the counts will grow.
+	SoFar bool
+	// Suppressed is how many jobs have ended suppressed so far (the send does
+	// not look up opt-outs, a dry run does).
+	Suppressed int
+}
+
+func newEstimateView(rec *campaign.Record) estimateView {
+	v := estimateView{Estimate: rec.Estimate(), SoFar: !rec.PublishingOver(), Suppressed: rec.Counts.ByStatus[job.StatusSuppressed]}
+	if v.PricePerSegment > 0 {
+		v.Price = strconv.FormatFloat(v.PricePerSegment, 'f', -1, 64)
+		v.Cost = strconv.FormatFloat(v.Estimate.Cost, 'f', 2, 64)
+	}
+	return v
 }
 
 // campaignAction pauses, resumes or cancels a campaign, as `jetsms campaign

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -26,6 +27,7 @@ import (
 	"github.com/jetsms/jetsms/internal/ledger"
 	"github.com/jetsms/jetsms/internal/metrics"
 	"github.com/jetsms/jetsms/internal/optout"
+	"github.com/jetsms/jetsms/internal/resolve"
 	"github.com/jetsms/jetsms/job"
 )
 
@@ -207,7 +209,8 @@ func TestOverviewShowsBacklogAndProcessState(t *testing.T) {
 
 func TestCampaignPauseResumeCancel(t *testing.T) {
 	b := newBench(t, false)
-	p, err := campaign.NewPublisher(campaign.PublisherConfig{Names: b.env.Names, Store: b.campaigns, Ledger: b.led}, b.env.JS, zaptest.NewLogger(t))
+	p, err := campaign.NewPublisher(campaign.PublisherConfig{Names: b.env.Names, Store: b.campaigns, Ledger: b.led, PricePerSegment: 0.05},
+		b.env.JS, zaptest.NewLogger(t))
 	require.NoError(t, err)
 	file := "destination,name\n+64211234501,Ann\n+64211234502,Bob\n0211234503,Cat\n"
 	_, err = p.Send(t.Context(), campaign.Spec{Name: "spring", Lane: "bulk", Template: "Hi {{.name}}", File: "r.csv"}, strings.NewReader(file))
@@ -220,6 +223,9 @@ func TestCampaignPauseResumeCancel(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.Regexp(t, `id="published">2<`, body)
 	require.Contains(t, body, "Bad rows (1)")
+	// The estimate the send stored: 3 rows, 2 jobs, 1 bad row, 2 segments at 0.05.
+	require.Contains(t, body, `id="est-rows">3 (2 jobs, 1 bad rows)<`)
+	require.Contains(t, body, `id="est-cost">2 segments × 0.05 = 0.10<`)
 	require.NotContains(t, body, "6421123450") // no numbers
 	tok := csrfInput.FindStringSubmatch(body)[1]
 
@@ -360,4 +366,57 @@ func TestLiveEventsFiltered(t *testing.T) {
 	}
 	require.Contains(t, line, `"job":"mine"`)
 	require.NotContains(t, line, "64211234567")
+}
+
+// pre is the content of a <pre> block: an event's JSON on the job page.
+var pre = regexp.MustCompile(`(?s)<pre>(.*?)</pre>`)
+
+// TestJobPageEvents applies a receipt to a job with resolve.Apply, which publishes
+// the status event and then writes the ledger: the job page's event for that
+// step, rebuilt from the ledger, is the event the status stream stored, on its
+// subject and with its Nats-Msg-Id; the worker's own states publish none.
+func TestJobPageEvents(t *testing.T) {
+	for _, redact := range []bool{false, true} {
+		b := newBench(t, redact)
+		ctx := t.Context()
+		now := time.Now()
+		e := ledger.FromJob(&job.Job{ID: "job-2", Destination: "+64211234567", Lane: "bulk", Segments: 1,
+			Metadata: map[string]string{"order": "A-1"}}, now)
+		e.Set(ledger.StateSubmitting, now, "", "")
+		e.Attempts = 1
+		e.AddMessageID("m-2")
+		require.True(t, e.Advance(job.StatusAccepted, now, "queued at the gateway"))
+		e.History[len(e.History)-1].MessageID = "m-2"
+		_, err := b.led.Create(ctx, e)
+		require.NoError(t, err)
+		pub := events.New(b.env.JS, b.env.Names)
+		moved, err := resolve.Apply(ctx, b.led, pub, "job-2", resolve.Change{MessageID: "m-2", Status: job.StatusReceived,
+			Detail: "delivered to +64211234567", At: now.Add(time.Second)})
+		require.NoError(t, err)
+		require.True(t, moved)
+
+		code, body := b.get(t, console.Path+"jobs/job-2")
+		require.Equal(t, http.StatusOK, code)
+		blocks := pre.FindAllStringSubmatch(body, -1)
+		require.Len(t, blocks, 2, "received and accepted; submitting and queued publish nothing")
+		require.Contains(t, body, "<code>"+b.env.Names.Status("received")+"</code> <code>job-2:received</code>")
+		require.Contains(t, body, "<code>"+b.env.Names.Status("accepted")+"</code> <code>job-2:accepted</code>")
+
+		var shown job.Event
+		require.NoError(t, json.Unmarshal([]byte(html.UnescapeString(blocks[0][1])), &shown))
+		s, err := b.env.JS.Stream(ctx, b.env.Names.StatusStream())
+		require.NoError(t, err)
+		m, err := s.GetLastMsgForSubject(ctx, b.env.Names.Status("received"))
+		require.NoError(t, err)
+		require.Equal(t, "job-2:received", m.Header.Get(jetstream.MsgIDHeader))
+		var stored job.Event
+		require.NoError(t, json.Unmarshal(m.Data, &stored))
+		if redact {
+			require.NotContains(t, body, "211234567")
+			require.Equal(t, "••• (log.redact)", shown.Destination)
+			require.Equal(t, "delivered to •••", shown.Detail)
+			shown.Destination, shown.Detail = stored.Destination, stored.Detail
+		}
+		require.Equal(t, stored, shown)
+	}
 }

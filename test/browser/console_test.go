@@ -345,6 +345,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		shot(t, "campaigns")
 		open(t, "/console/campaigns/spring", "#sent")
 		require.Equal(t, "200", textOf(bctx, "#published"))
+		// The estimate the send stored in the record.
+		require.Equal(t, "201 (200 jobs, 1 bad rows)", textOf(bctx, "#est-rows"))
 		first := number(textOf(bctx, "#sent"))
 		// The page refreshes itself: the count moves without a click.
 		waitText(t, bctx, "#sent", "campaign sent count", func(s string) bool { return number(s) > first })
@@ -423,6 +425,9 @@ func TestConsoleInBrowser(t *testing.T) {
 
 		open(t, "/console/jobs/dl-1", "#history")
 		require.Equal(t, "received", textOf(bctx, "#jobstatus"))
+		// Its events, rebuilt from the ledger's history, with their Nats-Msg-Ids.
+		require.Contains(t, textOf(bctx, "#events"), "dl-1:accepted")
+		require.Contains(t, textOf(bctx, "#events"), "dl-1:received")
 		require.NoError(t, chromedp.Do(bctx, chromedp.Click(chromedp.CSS("#askgateway")), chromedp.WaitVisible(chromedp.CSS("#gateway"))))
 		// jetsms run redacts by default (log.redact): the gateway's record is shown
 		// without the number and the text.
