@@ -309,6 +309,7 @@ func startApp(tb testing.TB, s *server, gw *gateway, lim worker.Limiter, conc in
 	cfg.Streams.JobsMaxBytes = jobsMaxBytes
 	cfg.Callbacks.Listen = "127.0.0.1:0"
 	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.NATS.Embedded.StoreDir = tb.TempDir() // where the console keeps its password
 	cfg.Worker.Concurrency = conc
 	cfg.Lane.Marketing, cfg.Lane.Ambiguous, cfg.Lane.MinShare = nil, nil, minShare
 	a, err := app.New(cfg, app.RoleWorker, app.Options{GatewayURL: gw.url, Limiter: lim})

@@ -159,6 +159,7 @@ func setup(t *testing.T, opt options) *stack {
 	cfg := config.Default()
 	cfg.NATS.URL = env.URL
 	cfg.Admin.Listen = "127.0.0.1:0"
+	cfg.NATS.Embedded.StoreDir = t.TempDir() // where the console keeps its password
 	cfg.Callbacks.Username, cfg.Callbacks.Password = callbackUser, callbackPass
 	cfg.Worker.Concurrency, cfg.Worker.ConcurrencyMin = concurrency, concurrency
 	if opt.reconcileAfter > 0 {
