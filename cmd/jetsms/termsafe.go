@@ -18,7 +18,8 @@ func escapeControls(s string) string {
 }
 
 func escape(s string, keepNewlines bool) string {
-	i := strings.IndexFunc(s, func(r rune) bool { return unsafeRune(r) && !(keepNewlines && r == '\n') })
+	escaped := func(r rune) bool { return unsafeRune(r) && (!keepNewlines || r != '\n') }
+	i := strings.IndexFunc(s, escaped)
 	if i < 0 && utf8.ValidString(s) {
 		return s
 	}
@@ -29,7 +30,7 @@ func escape(s string, keepNewlines bool) string {
 		switch {
 		case r == utf8.RuneError && size == 1:
 			fmt.Fprintf(&b, `\x%02x`, s[0])
-		case unsafeRune(r) && !(keepNewlines && r == '\n'):
+		case escaped(r):
 			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
 			b.WriteString(s[:size])

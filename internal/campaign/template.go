@@ -43,13 +43,13 @@ func ParseTemplate(text string) (*Template, error) {
 	// Checked before the first row: what could make one row's message unbounded
 	// in time or memory whatever the row holds.
 	for _, tr := range t.Templates() {
-		if tr.Tree == nil || tr.Tree.Root == nil {
+		if tr.Tree == nil || tr.Root == nil {
 			continue
 		}
 		if tr.Name() != t.Name() {
 			return nil, fmt.Errorf("%w: {{define}} and {{block}} are not allowed: a campaign message is one template", ErrInvalidTemplate)
 		}
-		if err := checkNodes(tr.Tree.Root); err != nil {
+		if err := checkNodes(tr.Root); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidTemplate, err)
 		}
 	}
