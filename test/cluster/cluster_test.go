@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net"
 	"net/http/httptest"
@@ -56,10 +57,12 @@ func publish(t *testing.T, js jetstream.JetStream, subject, id string) {
 }
 
 // TestReplicasShareTheAccountRate runs three worker processes against a
-// three-node cluster and a simulator that counts arrivals: in no second does the
-// gateway see more than the account's rate plus burst, it sees at least 95% of
-// it, and when one replica is killed the other two take its share within 5 s;
-// no job is lost.
+// three-node cluster and a simulator that counts arrivals: each replica takes a
+// third of the account's rate, the two left take half each when one is killed,
+// no job is lost and a job sent twice is flagged. With -cluster.timing (make
+// chaos, on an idle machine) it also checks the arrivals against the wall clock:
+// in no second more than the account's rate plus burst, at least 95% of it, and
+// the full rate again within 5 s of the kill.
 func TestReplicasShareTheAccountRate(t *testing.T) {
 	t.Parallel()
 	c, js, names := setupCluster(t)
@@ -119,6 +122,14 @@ func TestReplicasShareTheAccountRate(t *testing.T) {
 	time.Sleep(time.Until(first.Add(6 * time.Second)))
 	killed := time.Now()
 	workers[0].kill(t)
+	// The two left take its share: each one's ceiling becomes half the account's
+	// rate once its heartbeats stop (an event, whatever the machine's speed).
+	for _, w := range workers[1:] {
+		w.waitLogWhere(t, 30*time.Second, "half of the rate after the kill", func(l map[string]any) bool {
+			c, ok := l["ceiling"].(float64)
+			return l["msg"] == "rate changed" && ok && c == rate/2.0
+		})
+	}
 
 	// Every job arrives (those the killed replica held come back after its ack
 	// wait and submit lease).
@@ -144,7 +155,9 @@ func TestReplicasShareTheAccountRate(t *testing.T) {
 	killedAt := int(killed.Sub(first) / time.Second)
 	var before, after []int
 	for s := 0; s < last; s++ { // the last second is partial
-		require.LessOrEqual(t, buckets[s], rate+burst, "second %d: %d arrivals (buckets %v)", s, buckets[s], buckets)
+		if *timingFlag {
+			require.LessOrEqual(t, buckets[s], rate+burst, "second %d: %d arrivals (buckets %v)", s, buckets[s], buckets)
+		}
 		switch {
 		case s >= 1 && s < killedAt:
 			before = append(before, buckets[s])
@@ -153,11 +166,24 @@ func TestReplicasShareTheAccountRate(t *testing.T) {
 		}
 	}
 	t.Logf("arrivals per second: %v (killed at second %d)", buckets, killedAt)
+	if !*timingFlag {
+		// How many arrive in a second depends on the machine's speed: measured by
+		// make chaos (-cluster.timing), not by make test on a busy machine.
+		t.Logf("arrival rates not checked (run with -args -cluster.timing)")
+		checkFlaggedDuplicates(t, js, names, arrived, n)
+		return
+	}
 	require.NotEmpty(t, after, "the backlog lasted long enough to see the rebalance")
 	require.GreaterOrEqual(t, mean(before), 0.95*rate, "three replicas use the rate: %v", before)
 	require.GreaterOrEqual(t, mean(after), 0.95*rate, "two replicas took over within 5 s: %v", after)
 
-	// A job sent twice was resent after its replica died mid-request, and says so.
+	checkFlaggedDuplicates(t, js, names, arrived, n)
+}
+
+// checkFlaggedDuplicates: a job sent twice was resent after its replica died
+// mid-request, and says so.
+func checkFlaggedDuplicates(t *testing.T, js jetstream.JetStream, names subjects.Names, arrived map[string]int, n int) {
+	t.Helper()
 	twice := 0
 	for id, k := range arrived {
 		if k > 1 {
@@ -167,6 +193,10 @@ func TestReplicasShareTheAccountRate(t *testing.T) {
 	}
 	t.Logf("%d jobs, %d sent twice (in flight at the kill)", n, twice)
 }
+
+// timingFlag turns on the checks of arrivals per second against the wall clock,
+// which hold on an idle machine only; make chaos sets it.
+var timingFlag = flag.Bool("cluster.timing", false, "check arrivals per second against the account's rate (make chaos)")
 
 func mean(xs []int) float64 {
 	sum := 0
