@@ -3,6 +3,8 @@ package resolve
 import (
 	"context"
 	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // callbacks counts the consume callbacks in progress and closes the door on new
@@ -48,4 +50,22 @@ func awaitOrHard(ctx context.Context, wait, hard func()) {
 		hard()
 		<-done
 	}
+}
+
+// drain stops cc gracefully: it stops pulling and waits until what was pulled is
+// handed to the handlers, unless ctx ends first; then it stops hard: cancelRun
+// cancels the handlers' context and cc stops at once. It returns that hard stop,
+// for the caller's later waits (awaitOrHard); it runs once.
+func drain(ctx context.Context, cc jetstream.ConsumeContext, cancelRun context.CancelFunc) (hard func()) {
+	hard = sync.OnceFunc(func() {
+		cancelRun()
+		cc.Stop()
+	})
+	cc.Drain()
+	select {
+	case <-cc.Closed():
+	case <-ctx.Done():
+		hard()
+	}
+	return hard
 }

@@ -169,16 +169,8 @@ func (r *Reconciler) Stop(ctx context.Context) error {
 		return nil
 	}
 	r.stopped = true
-	hard := sync.OnceFunc(func() {
-		r.cancelRun()
-		r.cc.Stop()
-	})
-	r.cc.Drain()
-	select {
-	case <-r.cc.Closed():
-	case <-ctx.Done():
-		hard()
-	}
+	// Graceful: stop pulling and take what was pulled.
+	hard := drain(ctx, r.cc, r.cancelRun)
 	awaitOrHard(ctx, r.handling.close, hard)
 	r.cancelRun()
 	if ctx.Err() != nil {

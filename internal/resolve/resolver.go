@@ -247,17 +247,8 @@ func (r *Resolver) Stop(ctx context.Context) error {
 		return nil
 	}
 	r.stopped = true
-	hard := sync.OnceFunc(func() {
-		r.cancelRun()
-		r.cc.Stop()
-	})
 	// Graceful: stop pulling and take what was pulled.
-	r.cc.Drain()
-	select {
-	case <-r.cc.Closed():
-	case <-ctx.Done():
-		hard()
-	}
+	hard := drain(ctx, r.cc, r.cancelRun)
 	// No callback may send on a queue once it is closed: wait for those in
 	// progress (after a hard stop none blocks), and let none start.
 	awaitOrHard(ctx, r.feeding.close, hard)
