@@ -131,18 +131,21 @@ func (w *Worker) refused(l *lane, m jetstream.Msg) bool {
 // invalid_job) and an error naming every rule broken.
 func (w *Worker) decode(r *jobRun) (events.Reason, error) {
 	lane, campaign, _ := w.cfg.Names.ParseSend(r.msg.Subject())
+	subjErr := w.checkSubject(r.msg.Subject())
+	if subjErr != nil {
+		// Tokens that cannot be names are not kept: the lane becomes
+		// subjects.DeadOther (a metrics label, a dead-letter subject), the
+		// campaign none; subjErr says why the job ends.
+		if subjects.ValidateToken(lane) != nil {
+			lane = subjects.DeadOther
+		}
+		if campaign != "" && campaignstate.ValidateName(campaign) != nil {
+			campaign = ""
+		}
+	}
 	published := r.meta.Timestamp
 	d := job.Decoder{MaxSegments: w.cfg.MaxSegments, Now: func() time.Time { return published }}
 	j, err := d.Decode(r.msg.Data())
-	// Tokens that cannot be names are not kept: the lane becomes
-	// subjects.DeadOther (a metrics label, a dead-letter subject), the campaign
-	// none; checkSubject says why the job ends.
-	if subjects.ValidateToken(lane) != nil {
-		lane = subjects.DeadOther
-	}
-	if campaign != "" && campaignstate.ValidateName(campaign) != nil {
-		campaign = ""
-	}
 	j.Lane, j.Campaign = lane, campaign
 	// Every header that goes on the gateway request is checked here: an invalid
 	// traceparent would make the request unbuildable, so it is dropped and the
@@ -165,7 +168,7 @@ func (w *Worker) decode(r *jobRun) (events.Reason, error) {
 	}
 	r.job = j
 	r.digest = j.Digest()
-	if subjErr := w.checkSubject(r.msg.Subject()); subjErr != nil {
+	if subjErr != nil {
 		return events.ReasonInvalidSubject, joinProblems(subjErr, err)
 	}
 	if err != nil {
