@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/jetsms/jetsms/internal/loopback"
 	"github.com/jetsms/jetsms/internal/redact"
 	"github.com/jetsms/jetsms/internal/secret"
 	"github.com/jetsms/jetsms/internal/subjects"
@@ -335,7 +336,7 @@ func (c *Config) gatewayURLProblems(sources func(...string) string) []error {
 		return nil // reported by the rule of gateway.url
 	}
 	var errs []error
-	if u.Scheme == "http" && !c.Gateway.AllowInsecure && !loopbackHost(u.Hostname()) {
+	if u.Scheme == "http" && !c.Gateway.AllowInsecure && !loopback.Host(u.Hostname()) {
 		errs = append(errs, fmt.Errorf("gateway.url: must be https:// (the gateway redirects plain HTTP to HTTPS); "+
 			"http:// is allowed for a loopback host, or with gateway.allow_insecure: true%s", sources("gateway.url")))
 	}
@@ -349,15 +350,6 @@ func (c *Config) gatewayURLProblems(sources func(...string) string) []error {
 			"use the REST v2 base URL (e.g. %s) or gateway.api: v1%s", GatewayURLDefault, sources("gateway.url", "gateway.api")))
 	}
 	return errs
-}
-
-// loopbackHost reports whether host is localhost or a loopback address.
-func loopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // cidrs checks callbacks.allow_from: each entry a CIDR (192.0.2.0/24,

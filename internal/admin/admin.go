@@ -10,13 +10,13 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/jetsms/jetsms/internal/loopback"
 	"github.com/jetsms/jetsms/internal/secret"
 )
 
@@ -109,7 +109,7 @@ func New(cfg Config, log *zap.Logger) (*Server, error) {
 	if (cfg.Username == "") != !cfg.Password.IsSet() {
 		return nil, errors.New("admin.username: must be set together with admin.password")
 	}
-	if cfg.Username == "" && !isLoopback(host) && !cfg.AllowUnauthenticated {
+	if cfg.Username == "" && !loopback.Host(host) && !cfg.AllowUnauthenticated {
 		return nil, fmt.Errorf("admin.listen: %q is reachable beyond this machine, so it needs admin.username and admin.password "+
 			"(HTTP Basic; /healthz and /readyz stay open to probes), or admin.allow_unauthenticated: true to let anyone who reaches it read /metrics", cfg.Listen)
 	}
@@ -119,15 +119,6 @@ func New(cfg Config, log *zap.Logger) (*Server, error) {
 	s.mux.HandleFunc("GET "+PathHealth, s.serveHealth)
 	s.mux.HandleFunc("GET "+PathReady, s.serveReady)
 	return s, nil
-}
-
-// isLoopback reports whether host is reached only from this machine.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Handle registers h for pattern (http.ServeMux syntax, e.g. "GET /metrics"). It
@@ -260,7 +251,7 @@ func (s *Server) Start(_ context.Context) error {
 			s.log.Error("admin server", zap.Error(err))
 		}
 	}(s.srv, s.served)
-	if s.cfg.Username == "" && !isLoopback(hostOf(s.cfg.Listen)) {
+	if s.cfg.Username == "" && !loopback.Host(hostOf(s.cfg.Listen)) {
 		s.log.Warn("admin listener without credentials beyond loopback (admin.allow_unauthenticated): anyone who reaches it reads /metrics",
 			zap.String("listen", ln.Addr().String()))
 	}

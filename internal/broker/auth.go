@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/jetsms/jetsms/internal/loopback"
 	"github.com/jetsms/jetsms/internal/secret"
 )
 
@@ -137,16 +138,6 @@ func ReadPassword(dir, name string) (password secret.Secret, found bool, err err
 	return secret.Secret(text), true, nil
 }
 
-// isLoopbackHost reports whether host (of a listen address or a URL) is reached
-// only from this machine: "localhost" or a loopback IP.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
-}
-
 // isLocalURLs reports whether every URL of a comma-separated list points at this
 // machine (a loopback or unspecified address, or localhost) and carries no
 // credentials of its own. Only then does Connect add the embedded server's
@@ -163,7 +154,7 @@ func isLocalURLs(list string) bool {
 		}
 		host := u.Hostname()
 		ip := net.ParseIP(host)
-		if !isLoopbackHost(host) && (ip == nil || !ip.IsUnspecified()) {
+		if !loopback.Host(host) && (ip == nil || !ip.IsUnspecified()) {
 			return false
 		}
 	}

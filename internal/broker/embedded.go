@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/zap"
+
+	"github.com/jetsms/jetsms/internal/loopback"
 )
 
 // ReadyTimeoutDefault bounds how long StartEmbedded waits for the server to accept
@@ -67,7 +69,7 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 	if cfg.NoAuth && !cfg.Auth.IsZero() {
 		return nil, errors.New("embedded nats: NoAuth cannot be combined with Auth")
 	}
-	if cfg.NoAuth && !isLoopbackHost(host) {
+	if cfg.NoAuth && !loopback.Host(host) {
 		// Anyone who reaches the port could publish jobs, read phone numbers
 		// and delete streams.
 		return nil, fmt.Errorf("embedded nats: listen %q: refusing to listen beyond loopback without authentication", cfg.Listen)
