@@ -10,6 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/jetsms/jetsms/internal/broker"
 	"github.com/jetsms/jetsms/internal/secret"
@@ -128,6 +130,50 @@ func TestEmbeddedAuth(t *testing.T) {
 		tok := start(t, broker.EmbeddedConfig{StoreDir: t.TempDir(), Auth: broker.Credentials{Token: "tok-123"}})
 		_, err = connect(t, broker.ConnectConfig{URL: tok.ClientURL(), Token: "tok-123"})
 		require.NoError(t, err)
+	})
+
+	t.Run("TheServerIsGivenAHashAndDoesNotWarn", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct {
+			name string
+			auth broker.Credentials
+			// hashed is false for a password bcrypt cannot take (over 72 bytes):
+			// the server is given it as it is, and warns of a plaintext password.
+			hashed bool
+		}{
+			{"generated", broker.Credentials{}, true},
+			{"password", broker.Credentials{User: "ops", Password: "s3cret-ops"}, true},
+			{"token", broker.Credentials{Token: "tok-123"}, true},
+			{"long password", broker.Credentials{User: "ops", Password: secret.Secret(strings.Repeat("p", 100))}, false},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				core, logs := observer.New(zap.WarnLevel)
+				dir := t.TempDir()
+				emb, err := broker.StartEmbedded(broker.EmbeddedConfig{StoreDir: dir, Listen: "127.0.0.1:0", Auth: tc.auth}, zap.New(core))
+				require.NoError(t, err)
+				t.Cleanup(emb.Stop)
+				warned := logs.FilterMessageSnippet("Plaintext").Len() > 0
+				require.Equal(t, !tc.hashed, warned, "plaintext warning logged")
+
+				creds := tc.auth
+				if creds.IsZero() {
+					var found bool
+					creds, found, err = broker.ReadCredentials(dir)
+					require.NoError(t, err)
+					require.True(t, found)
+				}
+				right := nats.UserInfo(creds.User, creds.Password.Reveal())
+				wrong := nats.UserInfo(creds.User, creds.Password.Reveal()+"x")
+				if creds.Token.IsSet() {
+					right, wrong = nats.Token(creds.Token.Reveal()), nats.Token(creds.Token.Reveal()+"x")
+				}
+				nc, err := nats.Connect(emb.ClientURL(), right, nats.NoReconnect())
+				require.NoError(t, err)
+				nc.Close()
+				_, err = nats.Connect(emb.ClientURL(), wrong, nats.NoReconnect())
+				require.ErrorIs(t, err, nats.ErrAuthorization)
+			})
+		}
 	})
 
 	t.Run("RefusesAPasswordFileOthersCanRead", func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/jetsms/jetsms/internal/loopback"
 )
@@ -106,9 +107,9 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 		HTTPPort:     0,    // no monitoring port unless asked for
 	}
 	if auth.Token.IsSet() {
-		opts.Authorization = auth.Token.Reveal()
+		opts.Authorization = serverSecret(auth.Token.Reveal())
 	} else if auth.User != "" {
-		opts.Username, opts.Password = auth.User, auth.Password.Reveal()
+		opts.Username, opts.Password = auth.User, serverSecret(auth.Password.Reveal())
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -155,6 +156,21 @@ func (e *Embedded) Stop() {
 	}
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
+}
+
+// serverSecret is the form of a password or token the server is given: a bcrypt
+// hash, which the server compares against what clients present, so that its
+// options hold no usable secret and it does not warn of plaintext passwords at
+// every start. The cost is bcrypt's minimum: every connection pays it, and the
+// generated password is 32 random bytes, which no cost would make stronger. A
+// secret bcrypt cannot take (over 72 bytes) is given as it is; the server then
+// compares it in constant time, and warns.
+func serverSecret(plain string) string {
+	hash, err := bcrypt.GenerateFromPassword([]byte(plain), bcrypt.MinCost)
+	if err != nil {
+		return plain
+	}
+	return string(hash)
 }
 
 // serverLogger sends the server's own log lines to zap.
