@@ -336,6 +336,15 @@ func startCampaign(t *testing.T, a *arrivals, name, destFmt string, n int) (*sta
 	return s, start
 }
 
+// sendLimit bounds a wait for rows messages that keep arriving: 100 a second at
+// least (a machine slower than that is stalled, which the waits' 20 s guard
+// against no progress reports first), and never under 2 minutes. The bound is
+// there to end a wait that progresses without end; on a busy machine the full
+// sizes of make chaos run at a few hundred a second.
+func sendLimit(rows int) time.Duration {
+	return max(2*time.Minute, time.Duration(rows)*10*time.Millisecond)
+}
+
 // cutOff waits until fraction of the campaign's n messages reached the gateway,
 // then changes its state to want with change (the store's Pause or Cancel, named
 // by verb) and waits until the gate sees it. It returns the arrivals when the
@@ -343,7 +352,7 @@ func startCampaign(t *testing.T, a *arrivals, name, destFmt string, n int) (*sta
 func cutOff(t *testing.T, s *stack, a *arrivals, name string, n int, fraction float64, verb string, want campaign.State,
 	change func(context.Context, string) (*campaign.Record, error)) (int, cutoff) {
 	t.Helper()
-	a.waitProgress(t, 20*time.Second, 2*time.Minute, fmt.Sprintf("%.0f%% of %d messages of %s to arrive", 100*fraction, n, name), func() bool {
+	a.waitProgress(t, 20*time.Second, sendLimit(cutAt(n, fraction)), fmt.Sprintf("%.0f%% of %d messages of %s to arrive", 100*fraction, n, name), func() bool {
 		return a.byCampaign[name] >= cutAt(n, fraction)
 	})
 	seenCh := make(chan struct{})
@@ -469,7 +478,7 @@ func TestCampaign(t *testing.T) {
 		rec, err := s.campaigns.Resume(context.Background(), name)
 		require.NoError(t, err)
 		require.Equal(t, campaign.StateRunning, rec.State, "resumed after publishing was over")
-		a.waitProgress(t, 20*time.Second, 3*time.Minute, fmt.Sprintf("all %d messages of %s to arrive after the resume", n, name), func() bool {
+		a.waitProgress(t, 20*time.Second, sendLimit(n-pausedAt), fmt.Sprintf("all %d messages of %s to arrive after the resume", n, name), func() bool {
 			return a.byCampaign[name] >= n
 		})
 		t.Logf("the other %d arrived %s after the resume; %s in all", n-pausedAt, time.Since(resumed).Round(time.Millisecond),
@@ -544,7 +553,7 @@ func TestCampaign(t *testing.T) {
 			time.Since(start).Round(time.Millisecond), atCancel, n, 100*float64(atCancel)/float64(n), c.seen.Sub(c.asked).Round(time.Microsecond))
 
 		// Every job ends: sent before the cancel (with its receipt), or cancelled.
-		s.status.waitProgress(t, 20*time.Second, 3*time.Minute, fmt.Sprintf("a final event for each of the %d jobs of %s", n, name), func() bool {
+		s.status.waitProgress(t, 20*time.Second, sendLimit(n), fmt.Sprintf("a final event for each of the %d jobs of %s", n, name), func() bool {
 			return s.status.finals >= n
 		})
 		s.awaitRecord(t, name, time.Minute, "its end", func(r *campaign.Record) bool { return r.Ended != nil })
