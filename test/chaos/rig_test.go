@@ -29,6 +29,7 @@ import (
 	"github.com/jetsms/jetsms/internal/broker"
 	"github.com/jetsms/jetsms/internal/gwsim"
 	"github.com/jetsms/jetsms/internal/subjects"
+	"github.com/jetsms/jetsms/worker"
 )
 
 // Settings every case shares.
@@ -51,10 +52,11 @@ const (
 	// long: longer than the worker's submit lease (2 × gateway.timeout + 5 s, 25 s
 	// by default) plus a few release delays.
 	stallTimeout = 150 * time.Second
-	// quietTimeout bounds the wait, once every job has its final event, for the
-	// jobs stream, the receipts and the resolver to drain: a job released with a
-	// long delay comes back only to be acked.
-	quietTimeout = 6 * time.Minute
+	// quietTimeout fails the wait, once every job has its final event, for the
+	// jobs stream, the receipts and the resolver to drain, when what is left has
+	// not changed for this long: longer than the longest release delay, since a
+	// job released with one comes back only to be acked.
+	quietTimeout = worker.NakDelayMax + time.Minute
 	// pollEvery is the period of the checks of stream and simulator state that
 	// have no event to wait on.
 	pollEvery = 100 * time.Millisecond
@@ -494,23 +496,30 @@ func (r *rig) awaitFinals(t *testing.T) bool {
 
 // settle waits, once every job has ended, until nothing is left moving: the jobs
 // stream is empty, the simulator has no receipt pending and the resolver has
-// taken every stored callback. Then it stops the worker gracefully and requires a
-// clean exit.
+// taken every stored callback. It fails when what is left stops changing for
+// quietTimeout: at make chaos's sizes on a busy machine, draining the receipts
+// alone takes many minutes, so a bound on the whole wait would fail a case that
+// is still progressing (the test's own timeout bounds it). Then it stops the
+// worker gracefully and requires a clean exit.
 func (r *rig) settle(t *testing.T) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), quietTimeout)
-	defer cancel()
 	tick := time.NewTicker(pollEvery)
 	defer tick.Stop()
-	var why string
+	quiet := time.NewTimer(quietTimeout)
+	defer quiet.Stop()
+	var last string
 	for {
-		why = r.busy(ctx)
+		why := r.busy(context.Background())
 		if why == "" {
 			break
 		}
+		if why != last {
+			last = why
+			quiet.Reset(quietTimeout)
+		}
 		select {
-		case <-ctx.Done():
-			t.Errorf("still busy %s after every job ended: %s", quietTimeout, why)
+		case <-quiet.C:
+			t.Errorf("still busy, with no change for %s, after every job ended: %s", quietTimeout, why)
 			return
 		case <-tick.C:
 		}
