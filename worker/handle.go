@@ -540,23 +540,50 @@ func describeDetail(err error) string {
 }
 
 // accepted records the acceptance — the message id's index (so a receipt finds
-// the job), the ledger entry and the accepted event, written side by side — and
-// then acks.
+// the job), the ledger entry and the accepted event — and then acks. The three
+// writes are published together and awaited together (one round trip); a write
+// that fails is made again on its own, retried while NATS is away (record).
 func (w *Worker) accepted(ctx context.Context, r *jobRun, res dispatcher.Result) {
 	ev := w.event(r, job.StatusAccepted)
 	ev.MessageID = res.MessageID
 	ev.Detail = res.Detail
+	index := w.ledger.IndexAsync(res.MessageID, r.job.ID, ledger.Scheduled(r.job.Scheduled))
+	event := w.pub.StatusAsync(ev)
+	var mark *ledger.Pending
+	next := r.acceptedEntry(res, w.cfg.Now())
+	if next != nil {
+		mark = w.ledger.UpdateAsync(next, r.rev)
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	_, indexErr := index.Wait(wctx)
+	eventErr := event.Wait(wctx)
+	ledgerErr := errNoEntry
+	if mark != nil {
+		var rev uint64
+		if rev, ledgerErr = mark.Wait(wctx); ledgerErr == nil {
+			r.entry, r.rev = next, rev
+		}
+	}
+	cancel()
+	// What did not go through is written again on its own: the index and the
+	// event are idempotent, and markAccepted reads the entry again when the
+	// first write was stored after all (or a receipt moved it on).
 	var wg sync.WaitGroup
-	var indexErr, ledgerErr, eventErr error
-	wg.Go(func() {
-		indexErr = w.record(ctx, func(ctx context.Context) error {
-			return w.ledger.Index(ctx, res.MessageID, r.job.ID, ledger.Scheduled(r.job.Scheduled))
+	if indexErr != nil {
+		wg.Go(func() {
+			indexErr = w.record(ctx, func(ctx context.Context) error {
+				return w.ledger.Index(ctx, res.MessageID, r.job.ID, ledger.Scheduled(r.job.Scheduled))
+			})
 		})
-	})
-	wg.Go(func() {
-		eventErr = w.record(ctx, func(ctx context.Context) error { return w.pub.Status(ctx, ev) })
-	})
-	ledgerErr = w.record(ctx, func(ctx context.Context) error { return w.markAccepted(ctx, r, res) })
+	}
+	if eventErr != nil {
+		wg.Go(func() {
+			eventErr = w.record(ctx, func(ctx context.Context) error { return w.pub.Status(ctx, ev) })
+		})
+	}
+	if ledgerErr != nil {
+		ledgerErr = w.record(ctx, func(ctx context.Context) error { return w.markAccepted(ctx, r, res) })
+	}
 	wg.Wait()
 	if err := errors.Join(indexErr, ledgerErr, eventErr); err != nil {
 		// The SMS went out but what says so is not all stored: leave the job unacked
@@ -571,6 +598,9 @@ func (w *Worker) accepted(ctx context.Context, r *jobRun, res dispatcher.Result)
 		w.log.Warn("ack accepted job", zap.String("job_id", r.job.ID), zap.Error(err))
 	}
 }
+
+// errNoEntry: the job has no entry read or written by this delivery to update.
+var errNoEntry = errors.New("no ledger entry in hand")
 
 // end gives a job its final status: a dead-letter copy first (none when reason is
 // empty), then the final event, then the ledger entry, then the message is
