@@ -47,7 +47,7 @@ func BenchmarkPipeline(b *testing.B) {
 			verdictOf(ratio0, "≥", 0.80, "of the reference loop's")+
 				fmt.Sprintf("; %.2f of the %s ceiling", jobs0.rate/min(jsCeiling, http0), lowerName(jsCeiling, http0)))
 		cpuRatio := float64(jobs0.cpu()) / float64(ref0.cpu())
-		reportCPU(b, "  CPU per job, pipeline", jobs0, verdictOf(cpuRatio, "≤", 1.6, "× the reference loop's"))
+		reportCPU(b, "  CPU per job, pipeline", jobs0, verdictOf(cpuRatio, "≤", 1.6, "times the reference loop's"))
 
 		// 20 ms gateway latency: concurrency ÷ latency bounds both.
 		gw20 := startGatewayProcess(b, 20*time.Millisecond)
@@ -63,7 +63,7 @@ func BenchmarkPipeline(b *testing.B) {
 		ratio20 := jobs20.rate / min(jsCeiling, http20)
 		report(b, "pipeline, 20 ms gateway", jobs20.rate, "jobs/s",
 			verdictOf(ratio20, "≥", 0.95, "of the "+lowerName(jsCeiling, http20)+" ceiling"))
-		reportCPU(b, "  CPU per job, pipeline", jobs20, fmt.Sprintf("%.2f× the reference loop's", float64(jobs20.cpu())/float64(ref20.cpu())))
+		reportCPU(b, "  CPU per job, pipeline", jobs20, fmt.Sprintf("%.2f times the reference loop's", float64(jobs20.cpu())/float64(ref20.cpu())))
 
 		b.ReportMetric(jobs0.rate, "jobs/s@0ms")
 		b.ReportMetric(ratio0, "ref-ratio@0ms")
