@@ -371,8 +371,8 @@ func (e *ledgerError) Unwrap() error { return e.err }
 // newEntry is the job's first ledger entry, with the digest of the job as it was
 // decoded and the stream sequence of this message.
 func (r *jobRun) newEntry(now time.Time) *ledger.Entry {
-	e := ledger.FromJob(&r.job, now)
-	e.Digest, e.Seq = r.digest, r.meta.Sequence.Stream
+	e := ledger.FromJobDigest(&r.job, r.digest, now)
+	e.Seq = r.meta.Sequence.Stream
 	return e
 }
 
