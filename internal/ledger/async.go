@@ -15,10 +15,12 @@ import (
 // together: a caller with several writes (or several jobs' writes) to make pays
 // one round trip instead of one each.
 type Pending struct {
-	f    jetstream.PubAckFuture
-	err  error  // the write could not be published
-	what string // for errors: "update ledger entry of job x"
-	cas  bool   // a wrong revision is ErrConflict
+	f   jetstream.PubAckFuture
+	err error // the write could not be published
+	// what names the write in errors, built only when there is one: each job
+	// makes several writes, and almost all of them succeed.
+	what func() string
+	cas  bool // a wrong revision is ErrConflict
 }
 
 // Wait returns the write's revision once JetStream has stored it, or the error
@@ -34,11 +36,11 @@ func (p *Pending) Wait(ctx context.Context) (uint64, error) {
 		return ack.Sequence, nil
 	case err := <-p.f.Err():
 		if p.cas && isWrongRevision(err) {
-			return 0, fmt.Errorf("%s: %w", p.what, ErrConflict)
+			return 0, fmt.Errorf("%s: %w", p.what(), ErrConflict)
 		}
-		return 0, fmt.Errorf("%s: %w", p.what, err)
+		return 0, fmt.Errorf("%s: %w", p.what(), err)
 	case <-ctx.Done():
-		return 0, fmt.Errorf("%s: %w", p.what, ctx.Err())
+		return 0, fmt.Errorf("%s: %w", p.what(), ctx.Err())
 	}
 }
 
@@ -50,36 +52,22 @@ func failed(what string, err error) *Pending {
 // UpdateAsync is Update without waiting: it publishes e over revision rev and
 // returns the write to wait for.
 func (l *Ledger) UpdateAsync(e *Entry, rev uint64) *Pending {
-	what := "update ledger entry of job " + e.JobID
+	return l.casAsync(e, rev, "update")
+}
+
+// casAsync publishes e over revision rev; verb names the write in errors.
+func (l *Ledger) casAsync(e *Entry, rev uint64, verb string) *Pending {
 	key, err := jobKey(e.JobID)
 	if err != nil {
-		return failed("update ledger entry of job "+redact.Quote(e.JobID), err)
+		return failed(verb+" ledger entry of job "+redact.Quote(e.JobID), err)
 	}
 	f, err := l.js.PublishMsgAsync(&nats.Msg{Subject: l.subject + key, Data: e.encode()},
 		jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(l.ttl(e.Scheduled)))
 	if err != nil {
-		return failed(what, err)
+		return failed(verb+" ledger entry of job "+e.JobID, err)
 	}
-	return &Pending{f: f, what: what, cas: true}
-}
-
-// CreateAsync is Create without waiting, for an entry without a Reference (whose
-// record Create writes first): it publishes e as the first write of its key. A
-// key that has been written before — even one whose entry has expired, which
-// Create would take over — gives ErrConflict: call Create then.
-func (l *Ledger) CreateAsync(e *Entry) *Pending {
-	what := "create ledger entry of job " + e.JobID
-	if e.Reference != "" {
-		return failed(what, fmt.Errorf("an entry with a reference: %w", ErrConflict))
-	}
-	return l.UpdateAsync(e, 0).named(what)
-}
-
-func (p *Pending) named(what string) *Pending {
-	if p.err == nil {
-		p.what = what
-	}
-	return p
+	id := e.JobID
+	return &Pending{f: f, what: func() string { return verb + " ledger entry of job " + id }, cas: true}
 }
 
 // IndexAsync is Index without waiting.
@@ -88,15 +76,15 @@ func (l *Ledger) IndexAsync(messageID, jobID string, opts ...IndexOption) *Pendi
 	for _, opt := range opts {
 		opt(&o)
 	}
-	what := fmt.Sprintf("index message %s of job %s", redact.Quote(messageID), jobID)
+	what := func() string { return fmt.Sprintf("index message %s of job %s", redact.Quote(messageID), jobID) }
 	key, err := messageKey(messageID)
 	if err != nil {
-		return failed(what, err)
+		return failed(what(), err)
 	}
 	f, err := l.js.PublishMsgAsync(&nats.Msg{Subject: l.subject + key, Data: []byte(jobID)},
 		jetstream.WithMsgTTL(l.ttl(o.scheduled)))
 	if err != nil {
-		return failed(what, err)
+		return failed(what(), err)
 	}
 	return &Pending{f: f, what: what}
 }
