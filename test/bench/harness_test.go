@@ -129,12 +129,6 @@ type gateway struct {
 	url  string
 }
 
-// startGateway starts a simulator without credentials that keeps no messages.
-func startGateway(tb testing.TB, latency time.Duration) *gateway {
-	tb.Helper()
-	return startSimulator(tb, gwsim.Config{Latency: latency, Keep: -1})
-}
-
 // startSimulator starts a simulator configured by cfg behind a real HTTP server.
 func startSimulator(tb testing.TB, cfg gwsim.Config) *gateway {
 	tb.Helper()
@@ -260,13 +254,6 @@ func (s *server) countAccepted(tb testing.TB, n int) (*atomic.Int64, <-chan stru
 	return accepted, done, sub
 }
 
-// pipeline stores n jobs, then starts a jetsms process and measures how fast they are all
-// accepted by the gateway and recorded (accepted event stored, job acked).
-func pipeline(tb testing.TB, s *server, gw *gateway, n int) float64 {
-	tb.Helper()
-	return runPipeline(tb, s, gw, n, "").rate
-}
-
 // result is one measurement: jobs/s, and the CPU time per job of the process
 // that consumes the jobs and of the NATS server (zero when the server runs in
 // this process), over the time from the consumer's start to the last ack.
@@ -306,9 +293,10 @@ func (u *usage) done(tb testing.TB, n int) result {
 	return r
 }
 
-// runPipeline is pipeline with the CPU per job; name, when set, names its
-// profiles (see profileDir). The jobs are done when the jobs stream is empty:
-// a job is acked only once its acceptance is stored.
+// runPipeline stores n jobs, then starts a jetsms process and measures how fast
+// they are all accepted by the gateway and recorded, and the CPU per job; name,
+// when set, names its profiles (see profileDir). The jobs are done when the jobs
+// stream is empty: a job is acked only once its acceptance is stored.
 func runPipeline(tb testing.TB, s *server, gw *gateway, n int, name string) result {
 	tb.Helper()
 	ctx := context.Background()
