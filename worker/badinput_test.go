@@ -190,6 +190,16 @@ func TestBadInput(t *testing.T) {
 			evs := b.waitFinal(t, id)
 			require.Equal(t, job.StatusFailed, evs[len(evs)-1].Status)
 		}
+		// A job's count is taken after its final event is stored (and its ledger
+		// entry written): the last one may still be on its way.
+		scrape := func() string {
+			rec := httptest.NewRecorder()
+			m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+			return rec.Body.String()
+		}
+		require.Eventually(t, func() bool {
+			return strings.Contains(scrape(), `jetsms_jobs_total{lane="unknown",outcome="failed"} 30`)
+		}, 10*time.Second, 10*time.Millisecond, "unknown lanes' failed jobs not counted 30 times")
 		rec := httptest.NewRecorder()
 		m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 		lanes := map[string]bool{}

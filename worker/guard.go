@@ -267,23 +267,10 @@ func (w *Worker) note(ctx context.Context, r *jobRun, st job.Status, cause error
 // entry on meanwhile: then the message id is added to what is there.
 func (w *Worker) markAccepted(ctx context.Context, r *jobRun, res dispatcher.Result) error {
 	now := w.cfg.Now()
-	accept := func(e *ledger.Entry) {
-		e.AddMessageID(res.MessageID)
-		e.Attempts = max(e.Attempts, r.attempts)
-		e.DuplicateRisk = e.DuplicateRisk || r.dupRisk
-		if e.Advance(job.StatusAccepted, now, res.Detail) {
-			e.History[len(e.History)-1].MessageID = res.MessageID
-		} else {
-			e.Owner, e.Since = "", time.Time{}
-		}
-	}
-	if r.entry != nil {
-		next := *r.entry
-		next.History = append([]ledger.Change(nil), r.entry.History...)
-		accept(&next)
-		rev, err := w.ledger.Update(ctx, &next, r.rev)
+	if next := r.acceptedEntry(res, now); next != nil {
+		rev, err := w.ledger.Update(ctx, next, r.rev)
 		if err == nil {
-			r.entry, r.rev = &next, rev
+			r.entry, r.rev = next, rev
 			return nil
 		}
 		if !errors.Is(err, ledger.ErrConflict) {
@@ -294,13 +281,38 @@ func (w *Worker) markAccepted(ctx context.Context, r *jobRun, res dispatcher.Res
 		if e == nil {
 			e = r.newEntry(now)
 		}
-		accept(e)
+		r.accept(e, res, now)
 		return e, nil
 	})
 	if err == nil {
 		r.entry = e
 	}
 	return err
+}
+
+// acceptedEntry is the job's entry as read or written last, moved to accepted
+// by res; nil when there is none.
+func (r *jobRun) acceptedEntry(res dispatcher.Result, now time.Time) *ledger.Entry {
+	if r.entry == nil {
+		return nil
+	}
+	next := *r.entry
+	next.History = append([]ledger.Change(nil), r.entry.History...)
+	next.MessageIDs = append([]string(nil), r.entry.MessageIDs...)
+	r.accept(&next, res, now)
+	return &next
+}
+
+// accept moves e to accepted by res.
+func (r *jobRun) accept(e *ledger.Entry, res dispatcher.Result, now time.Time) {
+	e.AddMessageID(res.MessageID)
+	e.Attempts = max(e.Attempts, r.attempts)
+	e.DuplicateRisk = e.DuplicateRisk || r.dupRisk
+	if e.Advance(job.StatusAccepted, now, res.Detail) {
+		e.History[len(e.History)-1].MessageID = res.MessageID
+	} else {
+		e.Owner, e.Since = "", time.Time{}
+	}
 }
 
 // markEnded records a final status decided by jetsms. An entry a receipt has
@@ -359,8 +371,8 @@ func (e *ledgerError) Unwrap() error { return e.err }
 // newEntry is the job's first ledger entry, with the digest of the job as it was
 // decoded and the stream sequence of this message.
 func (r *jobRun) newEntry(now time.Time) *ledger.Entry {
-	e := ledger.FromJob(&r.job, now)
-	e.Digest, e.Seq = r.digest, r.meta.Sequence.Stream
+	e := ledger.FromJobDigest(&r.job, r.digest, now)
+	e.Seq = r.meta.Sequence.Stream
 	return e
 }
 

@@ -48,8 +48,11 @@ type jobRun struct {
 	// digest is job.Job.Digest of the job as decoded (before the worker
 	// changes anything, such as a scheduled time now due).
 	digest string
-	// precheck: decoded before it is queued (refused), which logs nothing.
-	precheck bool
+	// metaErr is why the delivery has no JetStream metadata (meta is nil).
+	metaErr error
+	// reason and decodeErr say why the job must not be sent (decode).
+	reason    events.Reason
+	decodeErr error
 }
 
 // Errors that end the retry loop early.
@@ -71,20 +74,18 @@ const ErrorOutcomeUnknown = "outcome_unknown"
 // only by a hard stop; recording the outcome still runs after that. freeSlot gives
 // the job's submission slot back: it is called as soon as the gateway has answered
 // for the last time, so recording the outcome (events, ack) never holds a slot.
-func (w *Worker) handle(ctx context.Context, l *lane, m jetstream.Msg, freeSlot func()) {
+// r is the delivery as prepare decoded it.
+func (w *Worker) handle(ctx context.Context, r *jobRun, freeSlot func()) {
 	defer freeSlot()
-	defer w.tracker.remove(m)
-	meta, err := m.Metadata()
-	if err != nil {
+	defer w.tracker.remove(r.msg)
+	if r.meta == nil {
 		// Not a JetStream delivery: nothing to record it against.
-		w.log.Error("job without JetStream metadata, terminated", zap.String("subject", redact.Cut(m.Subject())), zap.Error(err))
-		_ = m.Term()
+		w.log.Error("job without JetStream metadata, terminated", zap.String("subject", redact.Cut(r.msg.Subject())), zap.Error(r.metaErr))
+		_ = r.msg.Term()
 		return
 	}
-	r := &jobRun{lane: l, opts: w.laneOptions(l.name), msg: m, meta: meta}
-
-	if reason, err := w.decode(r); err != nil {
-		w.refuse(ctx, r, reason, err.Error())
+	if r.decodeErr != nil {
+		w.refuse(ctx, r, r.reason, r.decodeErr.Error())
 		return
 	}
 	if w.notCampaignRow(ctx, r) || w.campaignHeld(ctx, r) || w.suppressed(ctx, r) || w.destinationFull(ctx, r) {
@@ -97,23 +98,33 @@ func (w *Worker) handle(ctx context.Context, l *lane, m jetstream.Msg, freeSlot 
 			w.release(r, 0)
 			return
 		}
-		w.shares.Took(l.index, extra)
+		w.shares.Took(r.lane.index, extra)
 	}
 	// The ledger entry is read only when the claim before the first submission
 	// finds one: most jobs are new, and a create is one round trip.
 	w.submit(ctx, r, freeSlot)
 }
 
-// refused reports whether the job m will end without a submission: it is
-// decoded and checked — JSON, fields, subject, campaign row — before it may take
-// a rate token. handle decodes it again and ends it.
-func (w *Worker) refused(l *lane, m jetstream.Msg) bool {
+// prepare reads a fetched job's delivery metadata and decodes it, once: the
+// result decides whether the job is queued for a slot (refused) and is what
+// handle works on.
+func (w *Worker) prepare(l *lane, m jetstream.Msg) *jobRun {
+	r := &jobRun{lane: l, opts: w.laneOptions(l.name), msg: m}
 	meta, err := m.Metadata()
 	if err != nil {
-		return true
+		r.metaErr = err
+		return r
 	}
-	r := &jobRun{lane: l, msg: m, meta: meta, precheck: true}
-	if _, err := w.decode(r); err != nil {
+	r.meta = meta
+	r.reason, r.decodeErr = w.decode(r)
+	return r
+}
+
+// refused reports whether the job will end without a submission — no
+// JetStream metadata; invalid JSON, fields or subject; not a row of its
+// campaign — so that it takes no rate token.
+func (w *Worker) refused(r *jobRun) bool {
+	if r.meta == nil || r.decodeErr != nil {
 		return true
 	}
 	rows, ok := w.cfg.Campaigns.(CampaignRows)
@@ -152,9 +163,7 @@ func (w *Worker) decode(r *jobRun) (events.Reason, error) {
 	// job sent without it.
 	if tp := r.msg.Headers().Get(job.TraceParentHeader); tp != "" {
 		if tpErr := job.CheckTraceParent(tp); tpErr != nil {
-			if !r.precheck {
-				w.log.Debug("invalid traceparent dropped", zap.Uint64("stream_seq", r.meta.Sequence.Stream), zap.Error(tpErr))
-			}
+			w.log.Debug("invalid traceparent dropped", zap.Uint64("stream_seq", r.meta.Sequence.Stream), zap.Error(tpErr))
 		} else {
 			j.TraceParent = tp
 		}
@@ -540,23 +549,50 @@ func describeDetail(err error) string {
 }
 
 // accepted records the acceptance — the message id's index (so a receipt finds
-// the job), the ledger entry and the accepted event, written side by side — and
-// then acks.
+// the job), the ledger entry and the accepted event — and then acks. The three
+// writes are published together and awaited together (one round trip); a write
+// that fails is made again on its own, retried while NATS is away (record).
 func (w *Worker) accepted(ctx context.Context, r *jobRun, res dispatcher.Result) {
 	ev := w.event(r, job.StatusAccepted)
 	ev.MessageID = res.MessageID
 	ev.Detail = res.Detail
+	index := w.ledger.IndexAsync(res.MessageID, r.job.ID, ledger.Scheduled(r.job.Scheduled))
+	event := w.pub.StatusAsync(ev)
+	var mark *ledger.Pending
+	next := r.acceptedEntry(res, w.cfg.Now())
+	if next != nil {
+		mark = w.ledger.UpdateAsync(next, r.rev)
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	_, indexErr := index.Wait(wctx)
+	eventErr := event.Wait(wctx)
+	ledgerErr := errNoEntry
+	if mark != nil {
+		var rev uint64
+		if rev, ledgerErr = mark.Wait(wctx); ledgerErr == nil {
+			r.entry, r.rev = next, rev
+		}
+	}
+	cancel()
+	// What did not go through is written again on its own: the index and the
+	// event are idempotent, and markAccepted reads the entry again when the
+	// first write was stored after all (or a receipt moved it on).
 	var wg sync.WaitGroup
-	var indexErr, ledgerErr, eventErr error
-	wg.Go(func() {
-		indexErr = w.record(ctx, func(ctx context.Context) error {
-			return w.ledger.Index(ctx, res.MessageID, r.job.ID, ledger.Scheduled(r.job.Scheduled))
+	if indexErr != nil {
+		wg.Go(func() {
+			indexErr = w.record(ctx, func(ctx context.Context) error {
+				return w.ledger.Index(ctx, res.MessageID, r.job.ID, ledger.Scheduled(r.job.Scheduled))
+			})
 		})
-	})
-	wg.Go(func() {
-		eventErr = w.record(ctx, func(ctx context.Context) error { return w.pub.Status(ctx, ev) })
-	})
-	ledgerErr = w.record(ctx, func(ctx context.Context) error { return w.markAccepted(ctx, r, res) })
+	}
+	if eventErr != nil {
+		wg.Go(func() {
+			eventErr = w.record(ctx, func(ctx context.Context) error { return w.pub.Status(ctx, ev) })
+		})
+	}
+	if ledgerErr != nil {
+		ledgerErr = w.record(ctx, func(ctx context.Context) error { return w.markAccepted(ctx, r, res) })
+	}
 	wg.Wait()
 	if err := errors.Join(indexErr, ledgerErr, eventErr); err != nil {
 		// The SMS went out but what says so is not all stored: leave the job unacked
@@ -571,6 +607,9 @@ func (w *Worker) accepted(ctx context.Context, r *jobRun, res dispatcher.Result)
 		w.log.Warn("ack accepted job", zap.String("job_id", r.job.ID), zap.Error(err))
 	}
 }
+
+// errNoEntry: the job has no entry read or written by this delivery to update.
+var errNoEntry = errors.New("no ledger entry in hand")
 
 // end gives a job its final status: a dead-letter copy first (none when reason is
 // empty), then the final event, then the ledger entry, then the message is

@@ -192,7 +192,7 @@ type lane struct {
 	index int // in Config.Lanes: its priority and its place in the shares
 	name  string
 	cons  jetstream.Consumer
-	queue chan jetstream.Msg
+	queue chan *jobRun  // fetched and decoded (prepare), waiting for a slot
 	room  chan struct{} // the scheduler took from queue
 }
 
@@ -293,7 +293,7 @@ func New(cfg Config, js jetstream.JetStream, send Sender, limit Limiter, pub *ev
 		w.lanes = append(w.lanes, &lane{
 			index: len(w.lanes),
 			name:  name,
-			queue: make(chan jetstream.Msg, cfg.QueuePerLane),
+			queue: make(chan *jobRun, cfg.QueuePerLane),
 			room:  make(chan struct{}, 1),
 		})
 	}
@@ -413,9 +413,9 @@ func (w *Worker) Stop(ctx context.Context) error {
 func (w *Worker) releaseQueued(l *lane) {
 	for {
 		select {
-		case m := <-l.queue:
-			w.tracker.remove(m)
-			if err := m.Nak(); err != nil {
+		case r := <-l.queue:
+			w.tracker.remove(r.msg)
+			if err := r.msg.Nak(); err != nil {
 				w.log.Warn("release queued job", zap.String("lane", l.name), zap.Error(err))
 			}
 		default:
@@ -458,18 +458,19 @@ func (w *Worker) fetchOnce(l *lane, n int) error {
 	}
 	for m := range batch.Messages() {
 		w.tracker.add(m)
-		if w.campaignBlocked(m) || w.refused(l, m) {
+		r := w.prepare(l, m)
+		if w.campaignBlocked(m) || w.refused(r) {
 			// A paused or cancelled campaign's job, and a job that will not be
 			// sent (invalid, on an invalid subject, not a row of its campaign),
 			// take no slot and no rate token: held back or ended at once.
 			w.inflight.Add(1)
 			go func() {
 				defer w.inflight.Done()
-				w.handle(w.hardCtx, l, m, func() {})
+				w.handle(w.hardCtx, r, func() {})
 			}()
 			continue
 		}
-		l.queue <- m // never blocks: the scheduler alone takes, and room was free
+		l.queue <- r // never blocks: the scheduler alone takes, and room was free
 		// Signal after every push, not only onto an empty queue: the scheduler may
 		// have emptied the queue and gone to wait between a check and this push.
 		// awaitWork re-checks the lengths, so a spare signal costs one loop.
@@ -509,7 +510,7 @@ func (w *Worker) schedule(ctx, hardCtx context.Context) {
 			return
 		}
 		w.cfg.Metrics.ObserveRateLimitWait(time.Since(waitStart))
-		l, m := w.pick()
+		l, r := w.pick()
 		select {
 		case l.room <- struct{}{}:
 		default:
@@ -520,7 +521,7 @@ func (w *Worker) schedule(ctx, hardCtx context.Context) {
 			// The sizer measures how long a slot is held — the ledger claim and the
 			// gateway's answer — which is the latency Little's law needs.
 			taken := time.Now()
-			w.handle(hardCtx, l, m, sync.OnceFunc(func() {
+			w.handle(hardCtx, r, sync.OnceFunc(func() {
 				w.sizer.observe(time.Since(taken))
 				<-w.slots
 				w.sizer.freed()
@@ -549,7 +550,7 @@ func (w *Worker) awaitWork(ctx context.Context) bool {
 // pick takes the job of the lane the shares choose: the highest lane with work,
 // unless a lane with a minimum share is behind it. The token already taken is
 // counted to that lane.
-func (w *Worker) pick() (*lane, jetstream.Msg) {
+func (w *Worker) pick() (*lane, *jobRun) {
 	i, ok := w.shares.Pick(func(i int) bool { return len(w.lanes[i].queue) > 0 })
 	if !ok {
 		panic("worker: pick found no job after awaitWork saw one")

@@ -79,6 +79,13 @@ func New(js jetstream.JetStream, names subjects.Names) *Publisher {
 // returns once the status stream has stored it. A re-published event (same MsgID
 // within the stream's duplicate window) is stored once.
 func (p *Publisher) Status(ctx context.Context, ev job.Event) error {
+	return p.StatusAsync(ev).Wait(ctx)
+}
+
+// StatusAsync is Status without waiting: it publishes ev and returns the write
+// to wait for. Writes published one after another go out together and are
+// answered together.
+func (p *Publisher) StatusAsync(ev job.Event) *Pending {
 	msg := &nats.Msg{
 		Subject: p.names.Status(statusToken(ev.Status)),
 		Data:    encodeEvent(&ev),
@@ -87,10 +94,33 @@ func (p *Publisher) Status(ctx context.Context, ev job.Event) error {
 	if ev.TraceParent != "" {
 		msg.Header[job.TraceParentHeader] = []string{ev.TraceParent}
 	}
-	if err := p.store(ctx, msg); err != nil {
-		return fmt.Errorf("publish %s event of job %s: %w", ev.Status, ev.JobID, err)
+	f, err := p.js.PublishMsgAsync(msg)
+	return &Pending{f: f, err: err, status: ev.Status, jobID: ev.JobID}
+}
+
+// Pending is an event published and not yet known to be stored.
+type Pending struct {
+	f      jetstream.PubAckFuture
+	err    error
+	status job.Status
+	jobID  string
+}
+
+// Wait returns once the status stream has stored the event, or with the error
+// that kept it from being stored, or ctx's error (the event may then still be
+// stored).
+func (w *Pending) Wait(ctx context.Context) error {
+	err := w.err
+	if err == nil {
+		select {
+		case <-w.f.Ok():
+			return nil
+		case err = <-w.f.Err():
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
 	}
-	return nil
+	return fmt.Errorf("publish %s event of job %s: %w", w.status, w.jobID, err)
 }
 
 // StatusOther is the subject token of events whose status (as a gateway sent it)

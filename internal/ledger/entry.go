@@ -81,6 +81,12 @@ type Change struct {
 
 // FromJob returns a new entry for j in state StateQueued at now.
 func FromJob(j *job.Job, now time.Time) *Entry {
+	return FromJobDigest(j, j.Digest(), now)
+}
+
+// FromJobDigest is FromJob for a job whose digest (job.Job.Digest) the caller
+// has already computed.
+func FromJobDigest(j *job.Job, digest string, now time.Time) *Entry {
 	now = now.UTC()
 	e := &Entry{
 		JobID:       j.ID,
@@ -91,7 +97,7 @@ func FromJob(j *job.Job, now time.Time) *Entry {
 		Metadata:    j.Metadata,
 		Segments:    j.Segments,
 		TraceParent: j.TraceParent,
-		Digest:      j.Digest(),
+		Digest:      digest,
 		Status:      StateQueued,
 		Scheduled:   scheduledAt(j.Scheduled),
 		Created:     now,

@@ -138,10 +138,7 @@ func (l *Ledger) Get(ctx context.Context, jobID string) (*Entry, uint64, error) 
 // the reference is taken (see ReferenceTaken), so that it is known before the job
 // can be submitted.
 func (l *Ledger) Create(ctx context.Context, e *Entry) (uint64, error) {
-	data, err := json.Marshal(e)
-	if err != nil {
-		return 0, fmt.Errorf("encode ledger entry of job %s: %w", e.JobID, err)
-	}
+	data := e.encode()
 	key, err := jobKey(e.JobID)
 	if err != nil {
 		return 0, fmt.Errorf("create ledger entry of job %s: %w", redact.Quote(e.JobID), err)
@@ -170,10 +167,7 @@ func (l *Ledger) Create(ctx context.Context, e *Entry) (uint64, error) {
 // Update stores e over revision rev and returns the new revision; ErrConflict if
 // the entry changed since rev was read.
 func (l *Ledger) Update(ctx context.Context, e *Entry, rev uint64) (uint64, error) {
-	data, err := json.Marshal(e)
-	if err != nil {
-		return 0, fmt.Errorf("encode ledger entry of job %s: %w", e.JobID, err)
-	}
+	data := e.encode()
 	key, err := jobKey(e.JobID)
 	if err != nil {
 		return 0, fmt.Errorf("update ledger entry of job %s: %w", redact.Quote(e.JobID), err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -282,5 +283,51 @@ func FuzzEscape(f *testing.F) {
 		if !ok || back != id {
 			t.Fatalf("unescape(escape(%q)) = %q, %v", id, back, ok)
 		}
+	})
+}
+
+func TestAsync(t *testing.T) {
+	t.Parallel()
+	l := open(t)
+	ctx := context.Background()
+
+	t.Run("AsyncWritesAwaitedTogether", func(t *testing.T) {
+		e := newEntry("async-1")
+		rev, err := l.Create(ctx, e)
+		require.NoError(t, err)
+		e.Set(job.StatusAccepted, t0, "", "")
+		e.AddMessageID("async-m-1")
+		update := l.UpdateAsync(e, rev)
+		index := l.IndexAsync("async-m-1", "async-1")
+		stale := l.UpdateAsync(e, rev) // the same revision again: loses
+		rev2, err := update.Wait(ctx)
+		require.NoError(t, err)
+		_, err = index.Wait(ctx)
+		require.NoError(t, err)
+		_, err = stale.Wait(ctx)
+		require.ErrorIs(t, err, ErrConflict)
+		require.ErrorContains(t, err, "update ledger entry of job async-1")
+
+		got, grev, err := l.Get(ctx, "async-1")
+		require.NoError(t, err)
+		require.Equal(t, rev2, grev)
+		require.Equal(t, "async-m-1", got.MessageID)
+		id, err := l.Lookup(ctx, "async-m-1")
+		require.NoError(t, err)
+		require.Equal(t, "async-1", id)
+	})
+
+	t.Run("AsyncWaitEndsWithItsContext", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		_, err := l.IndexAsync("async-m-2", "async-2").Wait(cctx)
+		if err != nil { // the answer may have come first
+			require.ErrorIs(t, err, context.Canceled)
+		}
+	})
+
+	t.Run("AsyncKeyThatCannotBeBuilt", func(t *testing.T) {
+		_, err := l.IndexAsync(strings.Repeat("m", 3000), "async-3").Wait(ctx)
+		require.Error(t, err)
 	})
 }

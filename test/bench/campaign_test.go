@@ -221,7 +221,7 @@ func campaignProcess(tb testing.TB, s *server, bin, path string, n int) campaign
 	defer logFile.Close()
 	cmd := exec.Command(bin, "campaign", "send", "--name", "bench-process", "--file", path,
 		"--template", campaignTemplate, "--lane", "bulk")
-	cmd.Env = workerEnv(s.emb.ClientURL(), "sandbox")
+	cmd.Env = workerEnv(s.url, "sandbox")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	start := time.Now()
 	if err := cmd.Start(); err != nil {

@@ -56,7 +56,9 @@ const jobBody = `{"destination":"+64211234567","content":"Your code is 123456","
 
 // server is an embedded JetStream server with the contract's streams.
 type server struct {
-	emb   *broker.Embedded
+	emb   *broker.Embedded // nil when the server runs as a process (proc)
+	proc  *child
+	url   string
 	nc    *nats.Conn
 	js    jetstream.JetStream
 	names subjects.Names
@@ -72,9 +74,17 @@ func startServer(tb testing.TB) *server {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(emb.Stop)
+	s := connectServer(tb, emb.ClientURL())
+	s.emb = emb
+	return s
+}
+
+// connectServer connects to the server at url and makes the contract's streams.
+func connectServer(tb testing.TB, url string) *server {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	nc, err := broker.Connect(ctx, broker.ConnectConfig{URL: emb.ClientURL(), Name: "bench"}, nil)
+	nc, err := broker.Connect(ctx, broker.ConnectConfig{URL: url, Name: "bench"}, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -87,7 +97,7 @@ func startServer(tb testing.TB) *server {
 	if err := broker.EnsureStreams(ctx, js, broker.StreamsConfig{Names: names, JobsMaxBytes: jobsMaxBytes}); err != nil {
 		tb.Fatal(err)
 	}
-	return &server{emb: emb, nc: nc, js: js, names: names}
+	return &server{url: url, nc: nc, js: js, names: names}
 }
 
 // publishJobs stores n jobs on subject as fast as async publishing allows.
@@ -114,14 +124,9 @@ func (s *server) publishJobs(tb testing.TB, subject string, n int) {
 
 // gateway is the simulator behind a real HTTP server.
 type gateway struct {
-	sim *gwsim.Simulator
-	url string
-}
-
-// startGateway starts a simulator without credentials that keeps no messages.
-func startGateway(tb testing.TB, latency time.Duration) *gateway {
-	tb.Helper()
-	return startSimulator(tb, gwsim.Config{Latency: latency, Keep: -1})
+	sim  *gwsim.Simulator // nil when the simulator runs as a process (proc)
+	proc *child
+	url  string
 }
 
 // startSimulator starts a simulator configured by cfg behind a real HTTP server.
@@ -249,52 +254,96 @@ func (s *server) countAccepted(tb testing.TB, n int) (*atomic.Int64, <-chan stru
 	return accepted, done, sub
 }
 
-// pipeline stores n jobs, then starts a jetsms process and measures how fast they are all
-// accepted by the gateway and recorded (accepted event stored, job acked).
-func pipeline(tb testing.TB, s *server, gw *gateway, n int) float64 {
+// result is one measurement: jobs/s, and the CPU time per job of the process
+// that consumes the jobs and of the NATS server (zero when the server runs in
+// this process), over the time from the consumer's start to the last ack.
+type result struct {
+	rate           float64
+	worker, server time.Duration
+}
+
+func (r result) cpu() time.Duration { return r.worker + r.server }
+
+// usage measures the CPU of this process and of the server from now on.
+type usage struct {
+	s             *server
+	self, srv     time.Duration
+	start         time.Time
+	stopProfiling func()
+}
+
+func measure(tb testing.TB, s *server, name string) *usage {
+	tb.Helper()
+	u := &usage{s: s, stopProfiling: profile(tb, s, name)}
+	u.self, u.start = selfCPU(), time.Now()
+	if s.proc != nil {
+		u.srv = s.proc.cpu(tb)
+	}
+	return u
+}
+
+// done ends the measurement of n jobs.
+func (u *usage) done(tb testing.TB, n int) result {
+	tb.Helper()
+	r := result{rate: float64(n) / time.Since(u.start).Seconds(), worker: (selfCPU() - u.self) / time.Duration(n)}
+	if u.s.proc != nil {
+		r.server = (u.s.proc.cpu(tb) - u.srv) / time.Duration(n)
+	}
+	u.stopProfiling()
+	return r
+}
+
+// runPipeline stores n jobs, then starts a jetsms process and measures how fast
+// they are all accepted by the gateway and recorded, and the CPU per job; name,
+// when set, names its profiles (see profileDir). The jobs are done when the jobs
+// stream is empty: a job is acked only once its acceptance is stored.
+func runPipeline(tb testing.TB, s *server, gw *gateway, n int, name string) result {
 	tb.Helper()
 	ctx := context.Background()
 	s.publishJobs(tb, s.names.Send("bulk"), n)
-
-	accepted, done, _ := s.countAccepted(tb, n)
+	stream, err := s.js.Stream(ctx, s.names.JobsStream())
+	if err != nil {
+		tb.Fatal(err)
+	}
 
 	lim, _ := ratelimit.New(ratelimit.Config{PerSecond: math.Inf(1), Burst: 1})
-	before := gw.sim.Stats().Accepted
-	start := time.Now()
+	before := gw.accepted(tb)
+	u := measure(tb, s, name)
 	a := startApp(tb, s, gw, lim, concurrency, nil)
 	w := a.Worker()
 	var samples, inflight, queued int
-	tick := time.NewTicker(5 * time.Millisecond)
+	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	timeout := time.After(10 * time.Minute)
-wait:
+	deadline := time.Now().Add(10 * time.Minute)
 	for {
-		select {
-		case <-done:
-			break wait
-		case <-tick.C:
-			samples++
-			inflight += w.InFlight()
-			queued += w.Queued()["bulk"]
-		case <-timeout:
-			tb.Fatalf("only %d of %d jobs accepted", accepted.Load(), n)
+		<-tick.C
+		samples++
+		inflight += w.InFlight()
+		queued += w.Queued()["bulk"]
+		info, err := stream.Info(ctx)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if info.State.Msgs == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%d of %d jobs left", info.State.Msgs, n)
 		}
 	}
+	r := u.done(tb, n)
 	if os.Getenv("BENCH_VERBOSE") != "" && samples > 0 {
 		fmt.Printf("  mean in flight %.1f of %d, mean queued %.1f\n", float64(inflight)/float64(samples), concurrency, float64(queued)/float64(samples))
 	}
-	stream, _ := s.js.Stream(ctx, s.names.JobsStream())
-	waitEmpty(tb, stream)
-	rate := float64(n) / time.Since(start).Seconds()
 	stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := a.Stop(stopCtx); err != nil {
 		tb.Fatal(err)
 	}
-	if got := gw.sim.Stats().Accepted - before; got != int64(n) {
+	if got := gw.accepted(tb) - before; got != int64(n) {
 		tb.Fatalf("gateway accepted %d messages for %d jobs", got, n)
 	}
-	return rate
+	return r
 }
 
 // startApp runs a jetsms process on s as cmd/jetsms builds it (internal/app),
@@ -305,9 +354,10 @@ wait:
 func startApp(tb testing.TB, s *server, gw *gateway, lim worker.Limiter, conc int, minShare []string) *app.App {
 	tb.Helper()
 	cfg := config.Default()
-	cfg.NATS.URL = s.emb.ClientURL()
+	cfg.NATS.URL = s.url
 	cfg.Streams.JobsMaxBytes = jobsMaxBytes
 	cfg.Callbacks.Listen = "127.0.0.1:0"
+	cfg.Callbacks.AllowUnauthenticated = true // loopback only; no receipts in benchmarks
 	cfg.Admin.Listen = "127.0.0.1:0"
 	cfg.NATS.Embedded.StoreDir = tb.TempDir() // where the console keeps its password
 	cfg.Worker.Concurrency = conc

@@ -178,7 +178,7 @@ func drainWithWorker(tb testing.TB, s *server, gw *gateway, bin string, n int) d
 	}
 	defer logFile.Close()
 	cmd := exec.Command(bin, "worker")
-	cmd.Env = workerEnv(s.emb.ClientURL(), gw.url)
+	cmd.Env = workerEnv(s.url, gw.url)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	before := gw.sim.Stats().Accepted
 	start := time.Now()
