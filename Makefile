@@ -17,19 +17,27 @@ build:
 run:
 	$(GO) run ./cmd/jetsms run
 
-# Everything CI checks: vet, every test under the race detector, and each fuzz
-# target briefly.
-# The cluster tests measure rates at the gateway, so they run on their own, after
-# the rest (the fault suite alone keeps both cores busy).
+# Everything CI checks: vet, every test under the race detector (the fault suite,
+# the e2e suite and the three-node cluster at their CI sizes), and each fuzz
+# target briefly (TEST_FUZZTIME each; its seed corpus already ran as a test).
+# make chaos adds the long fault suite, the campaign and receipt tests at their
+# full sizes and the cluster's rates against the wall clock; make bench the
+# benchmarks; make fuzz fuzzes each target longer.
+#
+# No test's verdict depends on the machine's speed, so the race run runs the
+# packages side by side: four at a time (-p 4; most of the suites' time is spent
+# waiting on leases, receipts and timers, not on the CPU), the slowest first
+# (TEST_FIRST), so the many short ones fill in around them.
 # The console's browser tests (test/browser) need Chromium; without one they skip,
 # and the line below says so.
+TEST_FIRST    = ./test/chaos ./test/e2e ./test/cluster ./worker ./cmd/jetsms ./internal/resolve ./test/browser ./internal/campaign ./internal/app
+TEST_FUZZTIME ?= 3s
 test:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/test/cluster$$')
+	$(GO) test -race -count=1 -p 4 $(TEST_FIRST) ./...
 	@[ -n "$$CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || \
 		echo "SKIPPED: the console browser tests (test/browser): no Chromium found; apt-get install chromium, or set CHROMIUM=/path/to/chrome"
-	$(GO) test -race -count=1 ./test/cluster
-	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+	FUZZTIME=$(TEST_FUZZTIME) ./scripts/fuzz.sh
 
 test-short:
 	$(GO) test -race -short ./...
@@ -52,7 +60,8 @@ chaos:
 	$(GO) test -race -count=1 -timeout 60m -v -run '^TestChaos$$' ./test/chaos -args -chaos.scale=5 -chaos.summary=results.md
 	$(GO) test -count=1 -v -run '^TestReplicasShareTheAccountRate$$' ./test/cluster -args -cluster.timing
 
-# Each fuzz target for FUZZTIME (make fuzz FUZZTIME=10m for a long run).
+# Each fuzz target for FUZZTIME (make fuzz FUZZTIME=10m for a long run; make test
+# gives each TEST_FUZZTIME).
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
