@@ -25,16 +25,17 @@ run:
 # benchmarks; make fuzz fuzzes each target longer.
 #
 # No test's verdict depends on the machine's speed, so the race run runs the
-# packages side by side: four at a time (-p 4; most of the suites' time is spent
-# waiting on leases, receipts and timers, not on the CPU), the slowest first
-# (TEST_FIRST), so the many short ones fill in around them.
+# packages side by side: four at a time and four tests of a package at a time
+# (-p 4 -parallel 4; most of the suites' time is spent waiting on leases,
+# receipts and timers, not on the CPU), the slowest first (TEST_FIRST), so the
+# many short ones fill in around them.
 # The console's browser tests (test/browser) need Chromium; without one they skip,
 # and the line below says so.
 TEST_FIRST    = ./test/chaos ./test/e2e ./test/cluster ./worker ./cmd/jetsms ./internal/resolve ./test/browser ./internal/campaign ./internal/app
-TEST_FUZZTIME ?= 3s
+TEST_FUZZTIME ?= 2s
 test:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -p 4 $(TEST_FIRST) ./...
+	$(GO) test -race -count=1 -p 4 -parallel 4 $(TEST_FIRST) ./...
 	@[ -n "$$CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || \
 		echo "SKIPPED: the console browser tests (test/browser): no Chromium found; apt-get install chromium, or set CHROMIUM=/path/to/chrome"
 	FUZZTIME=$(TEST_FUZZTIME) ./scripts/fuzz.sh
