@@ -19,7 +19,7 @@ import (
 	"github.com/jetsms/jetsms/worker"
 )
 
-// Sizes at scale 1, before -chaos.scale: CI runs a fifth of them (ciScale), make
+// Sizes at scale 1, before -chaos.scale: CI runs a tenth of them (ciScale), make
 // chaos five times them.
 const (
 	killJobs      = 20_000

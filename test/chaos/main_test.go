@@ -28,10 +28,10 @@ const longScale = 5
 // faulty gateway's mix, the refused credentials, the doubled and reordered
 // receipts) with jobs in flight; the sizes that measure how often an outcome is
 // unknown are make chaos's.
-const ciScale = 0.2
+const ciScale = 0.1
 
 var (
-	scaleFlag   = flag.Float64("chaos.scale", 0, "multiplies each case's jobs; 0 takes $"+scaleEnv+", else 0.1 under -short, else 0.2 (the CI size); 5 is make chaos's long form")
+	scaleFlag   = flag.Float64("chaos.scale", 0, "multiplies each case's jobs; 0 takes $"+scaleEnv+", else 0.1 (the CI size, also under -short); 5 is make chaos's long form")
 	summaryFlag = flag.String("chaos.summary", "", "file the summary table is written to as Markdown, relative to the chaos directory; empty: the test log only")
 )
 
@@ -93,11 +93,8 @@ func build(dir, name, pkg string) (string, error) {
 	return bin, nil
 }
 
-// shortScale is the scale under -short when none is given.
-const shortScale = 0.1
-
 // scale is the multiplier of every case's jobs: -chaos.scale, else $CHAOS_SCALE,
-// else shortScale under -short, else ciScale.
+// else ciScale (under -short too).
 func scale(t *testing.T) float64 {
 	t.Helper()
 	if *scaleFlag < 0 {
@@ -108,9 +105,6 @@ func scale(t *testing.T) float64 {
 	}
 	v, ok := os.LookupEnv(scaleEnv)
 	if !ok || strings.TrimSpace(v) == "" {
-		if testing.Short() {
-			return shortScale
-		}
 		return ciScale
 	}
 	s, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
