@@ -24,8 +24,8 @@ run:
 # full sizes and the cluster's rates against the wall clock; make bench the
 # benchmarks; make fuzz fuzzes each target longer.
 #
-# No test's verdict depends on the machine's speed, so the race run runs the
-# packages side by side: four at a time and four tests of a package at a time
+# Tests wait on events, with deadlines as failure timeouts, so the race run runs
+# the packages side by side: four at a time and four tests of a package at a time
 # (-p 4 -parallel 4; most of the suites' time is spent waiting on leases,
 # receipts and timers, not on the CPU), the slowest first (TEST_FIRST), so the
 # many short ones fill in around them.
