@@ -38,12 +38,12 @@ func TestShare(t *testing.T) {
 		seen  *changeSignal
 	}
 	type bundle struct {
-		env *brokertest.Env
-		ttl time.Duration // the replicas' TTL
+		env            *brokertest.Env
+		heartbeat, ttl time.Duration // the replicas'
 	}
 	setup := func(t *testing.T) *bundle {
 		t.Helper()
-		return &bundle{env: brokertest.Run(t), ttl: ttl}
+		return &bundle{env: brokertest.Run(t), heartbeat: heartbeat, ttl: ttl}
 	}
 	// newReplica returns a replica that is not started; it is stopped at cleanup.
 	newReplica := func(t *testing.T, b *bundle, id string) *replica {
@@ -57,7 +57,7 @@ func TestShare(t *testing.T) {
 		lim, err := NewAdaptive(AdaptiveConfig{PerSecond: accountRate, Burst: accountBurst, OnChange: seen.add})
 		require.NoError(t, err)
 		log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-		share, err := NewShare(ShareConfig{Bucket: bucket, ID: id, Heartbeat: heartbeat, TTL: b.ttl}, js, lim, log)
+		share, err := NewShare(ShareConfig{Bucket: bucket, ID: id, Heartbeat: b.heartbeat, TTL: b.ttl}, js, lim, log)
 		require.NoError(t, err)
 		t.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -146,6 +146,10 @@ func TestShare(t *testing.T) {
 	t.Run("DeadReplicaIsCountedOutAfterItsTTL", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
+		// The dead replica suspends itself a heartbeat before its key expires: a
+		// heartbeat of a second gives that order a second of margin on a busy
+		// machine, where a timer can fire late.
+		b.heartbeat, b.ttl = time.Second, 3*time.Second
 		rs := startN(t, b, "a", "b", "c")
 		for _, r := range rs {
 			r.seen.waitFor(t, eventWait, "a third of the rate", func() bool { return r.lim.Ceiling() == accountRate/3 })
@@ -154,12 +158,12 @@ func TestShare(t *testing.T) {
 		killed := time.Now()
 		rs[2].nc.Close()
 		for _, r := range rs[:2] {
-			r.seen.waitFor(t, ttl+eventWait, "half the rate", func() bool { return r.lim.Ceiling() == accountRate/2 })
+			r.seen.waitFor(t, b.ttl+eventWait, "half the rate", func() bool { return r.lim.Ceiling() == accountRate/2 })
 		}
 		took := time.Since(killed)
 		t.Logf("rebalanced %s after the crash", took)
 		// The last heartbeat was at most one before the crash.
-		require.GreaterOrEqual(t, took, ttl-heartbeat-50*time.Millisecond, "counted out before its key expired")
+		require.GreaterOrEqual(t, took, b.ttl-b.heartbeat-50*time.Millisecond, "counted out before its key expired")
 		// The dead replica itself stopped handing out tokens before its key expired.
 		rs[2].seen.waitFor(t, 0, "suspended", func() bool { return rs[2].seen.has(ChangeSuspended) })
 		require.False(t, canTake(rs[2], 100*time.Millisecond))
