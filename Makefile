@@ -17,19 +17,28 @@ build:
 run:
 	$(GO) run ./cmd/jetsms run
 
-# Everything CI checks: vet, every test under the race detector, and each fuzz
-# target briefly.
-# The cluster tests measure rates at the gateway, so they run on their own, after
-# the rest (the fault suite alone keeps both cores busy).
+# Everything CI checks: vet, every test under the race detector (the fault suite,
+# the e2e suite and the three-node cluster at their CI sizes), and each fuzz
+# target briefly (TEST_FUZZTIME each; its seed corpus already ran as a test).
+# make chaos adds the long fault suite, the campaign and receipt tests at their
+# full sizes and the cluster's rates against the wall clock; make bench the
+# benchmarks; make fuzz fuzzes each target longer.
+#
+# Tests wait on events, with deadlines as failure timeouts, so the race run runs
+# the packages side by side: four at a time and four tests of a package at a time
+# (-p 4 -parallel 4; most of the suites' time is spent waiting on leases,
+# receipts and timers, not on the CPU), the slowest first (TEST_FIRST), so the
+# many short ones fill in around them.
 # The console's browser tests (test/browser) need Chromium; without one they skip,
 # and the line below says so.
+TEST_FIRST    = ./test/chaos ./test/e2e ./test/cluster ./worker ./cmd/jetsms ./internal/resolve ./test/browser ./internal/campaign ./internal/app
+TEST_FUZZTIME ?= 2s
 test:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v '/test/cluster$$')
+	$(GO) test -race -count=1 -p 4 -parallel 4 $(TEST_FIRST) ./...
 	@[ -n "$$CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || \
 		echo "SKIPPED: the console browser tests (test/browser): no Chromium found; apt-get install chromium, or set CHROMIUM=/path/to/chrome"
-	$(GO) test -race -count=1 ./test/cluster
-	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+	FUZZTIME=$(TEST_FUZZTIME) ./scripts/fuzz.sh
 
 test-short:
 	$(GO) test -race -short ./...
@@ -43,15 +52,17 @@ bench:
 # The fault suite's long form: SIGKILLs, NATS restarts, a faulty gateway, wrong
 # credentials and bad receipts against the jetsms binary, 100,000 jobs for the kill
 # case. The summary table goes to test/chaos/results.md. `make test` runs its CI size.
-# Before it, the campaign tests at their full sizes (50,000 and 10,000 rows); after
+# Before it, the campaign tests at their full sizes (50,000 and 10,000 rows) and
+# the receipts of 5,000 jobs (make test: 2,000, 2,000 and 1,000); after
 # it, the replicas' arrivals per second against the wall clock, which `make test`
 # leaves out (they hold on an idle machine only).
 chaos:
-	$(GO) test -race -count=1 -timeout 30m -run '^TestCampaign$$' ./test/e2e -args -e2e.large
+	$(GO) test -race -count=1 -timeout 30m -run '^(TestCampaign|TestReceipts)$$' ./test/e2e -args -e2e.large
 	$(GO) test -race -count=1 -timeout 60m -v -run '^TestChaos$$' ./test/chaos -args -chaos.scale=5 -chaos.summary=results.md
 	$(GO) test -count=1 -v -run '^TestReplicasShareTheAccountRate$$' ./test/cluster -args -cluster.timing
 
-# Each fuzz target for FUZZTIME (make fuzz FUZZTIME=10m for a long run).
+# Each fuzz target for FUZZTIME (make fuzz FUZZTIME=10m for a long run; make test
+# gives each TEST_FUZZTIME).
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 

@@ -12,10 +12,12 @@ import (
 	"github.com/jetsms/jetsms/job"
 )
 
-// waitRecord follows a campaign's record until cond holds, and returns it.
+// waitRecord follows a campaign's record until cond holds, and returns it. Its
+// 30 s are a failure timeout: the trackers may still be counting a backlog of
+// hundreds of events, which on a busy machine under -race takes seconds.
 func (b *bundle) waitRecord(t *testing.T, name, what string, cond func(*Record) bool) *Record {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	recs, err := b.store.Watch(ctx, name)
 	require.NoError(t, err)

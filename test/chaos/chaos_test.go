@@ -19,7 +19,8 @@ import (
 	"github.com/jetsms/jetsms/worker"
 )
 
-// Sizes at scale 1 (CI), before -chaos.scale.
+// Sizes at scale 1, before -chaos.scale: CI runs a tenth of them (ciScale), make
+// chaos five times them.
 const (
 	killJobs      = 20_000
 	restartJobs   = 6_000

@@ -12,8 +12,8 @@
 //
 // # Running it
 //
-//	go test -race ./chaos                       # the CI size, part of go test ./...
-//	CHAOS_SCALE=0.2 go test -race ./chaos       # a fifth of each case
+//	go test -race ./chaos                       # the CI size (scale 0.1: 2,000 jobs for the kill case), part of make test
+//	CHAOS_SCALE=1 go test -race ./chaos         # five times the CI size
 //	make chaos                                  # the long form: 100,000 jobs for the kill case
 //	go test -race -count=1 -timeout 60m ./chaos -args -chaos.scale=5 -chaos.summary=results.md
 //
@@ -21,8 +21,8 @@
 // wrong-credentials window is 30 s instead of 5 s. -chaos.summary names a file
 // (relative to this directory) the summary table is written to as Markdown; the
 // table is always in the test log, with the story of a few jobs of each notable
-// kind. -run 'TestChaos/FaultyGateway' runs one case. Under -short the scale is
-// 0.1 unless one is given.
+// kind. -run 'TestChaos/FaultyGateway' runs one case. Without either the scale
+// is 0.1, the CI size (-short too).
 //
 // The processes' logs go to each case's artifact directory: go test -artifacts
 // -outputdir DIR keeps them (a failure shows their tail either way), and

@@ -38,8 +38,9 @@ const (
 	campaignBurst     = 20
 )
 
-// large runs the campaign tests at their full sizes.
-var large = flag.Bool("e2e.large", false, "run the campaign tests at their full sizes (50,000 and 10,000 rows)")
+// large runs the campaign tests and TestReceipts' many-jobs case at their full
+// sizes.
+var large = flag.Bool("e2e.large", false, "run the campaign tests and the receipts of many jobs at their full sizes (50,000, 10,000 and 5,000)")
 
 // inflightGrace bounds how long after the gate sees a pause or a cancel a
 // submission already past the worker's campaign check may reach the gateway

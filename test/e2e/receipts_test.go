@@ -84,14 +84,26 @@ func statusesOf(evs []job.Event) []job.Status {
 	return out
 }
 
+// The sizes of TestReceipts' many-jobs case: `make test` runs receiptJobs, which
+// still gives every lane, campaign and final status dozens of jobs; make chaos
+// runs receiptJobsLarge (-e2e.large).
+const (
+	receiptJobs      = 1000
+	receiptJobsLarge = 5000
+	receiptJobsShort = 500
+)
+
 func TestReceipts(t *testing.T) {
 	t.Parallel()
 
-	t.Run("EveryReceiptOf5000JobsIsOneEventOfItsJob", func(t *testing.T) {
+	t.Run("EveryReceiptOfManyJobsIsOneEventOfItsJob", func(t *testing.T) {
 		t.Parallel()
-		n := 5000
-		if testing.Short() {
-			n = 500
+		n := receiptJobs
+		switch {
+		case *large:
+			n = receiptJobsLarge
+		case testing.Short():
+			n = receiptJobsShort
 		}
 		s := setup(t, options{sim: gwsim.Config{DLRMix: finalMix}})
 		jobs := makeJobs("many", n, false)
