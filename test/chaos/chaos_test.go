@@ -35,6 +35,10 @@ const (
 	noticeTimeout = 30 * time.Second // a worker notices NATS went away or came back
 )
 
+// killLatency is how long the simulator takes to answer a submission in the kill
+// cases.
+const killLatency = 20 * time.Millisecond
+
 // receiptTiming is how the simulator sends receipts unless a case says otherwise:
 // soon after acceptance, with some spread, as a carrier would.
 func receiptTiming(c gwsim.Config) gwsim.Config {
@@ -90,7 +94,11 @@ func testKill(t *testing.T, sum *summary, name string, n int, policy string) {
 	}
 	r := newRig(t, rigConfig{
 		name: name, jobs: n, lane: "default",
-		sim:        receiptTiming(gwsim.Config{}),
+		// The gateway takes killLatency to answer, so every kill finds
+		// submissions in flight whose outcome the worker never learns: the
+		// policy's case is exercised at every size, not only when a kill happens
+		// to land between a request and its answer.
+		sim:        receiptTiming(gwsim.Config{Latency: killLatency}),
 		workerArgs: []string{"--lane.ambiguous", "default=" + policy},
 		faults:     kills,
 	})
@@ -104,6 +112,9 @@ func testKill(t *testing.T, sum *summary, name string, n int, policy string) {
 	v.requireEveryJobEndsOnce(t)
 	v.requireDuplicatesFlagged(t)
 	v.requireForward(t)
+	if len(v.jobsWhere((*jobFacts).unknownOutcome)) == 0 {
+		t.Errorf("%s: no job's outcome was unknown after 3 kills: the case did not test the policy", name)
+	}
 	switch policy {
 	case worker.AmbiguousResend:
 		v.requireNone(t, "jobs never sent", v.jobsWhere(func(j *jobFacts) bool { return j.arrivals == 0 }))
