@@ -35,21 +35,7 @@ func appendEvent(b []byte, ev *job.Event) []byte {
 	b = append(b, `,"campaign":`...)
 	b = jsonw.AppendString(b, ev.Campaign)
 	if len(ev.Metadata) > 0 {
-		b = append(b, `,"metadata":{`...)
-		keys := make([]string, 0, len(ev.Metadata))
-		for k := range ev.Metadata {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = jsonw.AppendString(b, k)
-			b = append(b, ':')
-			b = jsonw.AppendString(b, ev.Metadata[k])
-		}
-		b = append(b, '}')
+		b = jsonw.AppendStringMap(append(b, `,"metadata":`...), ev.Metadata)
 	}
 	b = append(b, `,"attempts":`...)
 	b = strconv.AppendInt(b, int64(ev.Attempts), 10)

@@ -40,3 +40,22 @@ func FuzzAppendString(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) { requireSameString(t, s) })
 }
+
+func TestAppendStringMap(t *testing.T) {
+	t.Parallel()
+	for _, m := range []map[string]string{
+		{}, {"a": "1"}, {"z": "last", "a": "first", "m": "mid \"q\"", "\xff": "bad key", "": "empty key"},
+	} {
+		ours := AppendStringMap(nil, m)
+		require.True(t, json.Valid(ours), "invalid JSON %s", ours)
+		var got, want map[string]string
+		require.NoError(t, json.Unmarshal(ours, &got))
+		std, err := json.Marshal(m)
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal(std, &want))
+		require.Equal(t, want, got)
+		// The same bytes as encoding/json, keys sorted (none of these holds <, >
+		// or &, which encoding/json escapes and AppendString leaves alone).
+		require.Equal(t, string(std), string(ours))
+	}
+}

@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"slices"
 	"strconv"
 	"time"
 
@@ -23,21 +22,7 @@ func (e *Entry) encode() []byte {
 	b = jsonw.AppendString(b, e.Destination)
 	b = optString(b, `,"reference":`, e.Reference)
 	if len(e.Metadata) > 0 {
-		b = append(b, `,"metadata":{`...)
-		keys := make([]string, 0, len(e.Metadata))
-		for k := range e.Metadata {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = jsonw.AppendString(b, k)
-			b = append(b, ':')
-			b = jsonw.AppendString(b, e.Metadata[k])
-		}
-		b = append(b, '}')
+		b = jsonw.AppendStringMap(append(b, `,"metadata":`...), e.Metadata)
 	}
 	b = append(b, `,"segments":`...)
 	b = strconv.AppendInt(b, int64(e.Segments), 10)
