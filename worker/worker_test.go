@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -535,15 +536,14 @@ func TestWorker(t *testing.T) {
 
 	t.Run("StoppedMidBatchThenRestartedSendsTheRest", func(t *testing.T) {
 		t.Parallel()
-		// Paced at 100/s, the last two thirds take two seconds after the gateway
-		// has taken the first third: time enough to stop in the middle, however
-		// slowly this test's goroutine is scheduled.
-		lim, err := ratelimit.NewAdaptive(ratelimit.AdaptiveConfig{PerSecond: 100, Burst: 1})
-		require.NoError(t, err)
+		// The first worker gets rate tokens for a third of the jobs only, and then
+		// waits for more with the rest fetched: it is stopped there, mid-batch,
+		// however slowly this test runs. The second gets tokens without limit.
+		const n = 300
+		lim := &quotaLimiter{quota: n / 3, open: make(chan struct{})}
 		b := setup(t, options{sim: gwsim.Config{Latency: 20 * time.Millisecond}, worker: worker.Config{Concurrency: 8},
 			limiter: lim, noRun: true})
 		first := b.start(t)
-		const n = 300
 		ids := make([]string, n)
 		for i := range n {
 			ids[i] = fmt.Sprintf("batch-%03d", i)
@@ -554,8 +554,10 @@ func TestWorker(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		require.NoError(t, first.Stop(ctx))
+		require.EqualValues(t, n/3, b.sim.Stats().Accepted, "the first worker sent only what it had tokens for")
 		left := b.pendingJobs(t)
 		require.Greater(t, left, uint64(0), "stopped mid-batch")
+		close(lim.open)
 		b.start(t)
 		b.waitAccepted(t, ids, 60*time.Second)
 		b.waitDrained(t)
@@ -614,4 +616,25 @@ func TestWorker(t *testing.T) {
 			require.ErrorContains(t, err, c.want)
 		}
 	})
+}
+
+// quotaLimiter hands out tokens for quota submissions, then none until open is
+// closed: it holds a worker at a known point of a batch, whatever the machine's
+// speed.
+type quotaLimiter struct {
+	quota int64
+	taken atomic.Int64
+	open  chan struct{}
+}
+
+func (q *quotaLimiter) Wait(ctx context.Context, _ int) error {
+	if q.taken.Add(1) <= q.quota {
+		return nil
+	}
+	select {
+	case <-q.open:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
