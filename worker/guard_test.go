@@ -111,7 +111,9 @@ func TestSendGuard(t *testing.T) {
 		b.publishWith(t, "bulk", j, "unknown-fail-again", nil)
 		b.waitDrained(t)
 		require.Equal(t, 1, b.arrived(j.ID))
-		again := brokertest.EventsOf(b.status.Msgs(), j.ID)
+		// The notice is stored before the job is terminated; the test's copy of
+		// the status stream may not have it yet.
+		again := b.waitStatus(t, j.ID, job.StatusDuplicate)
 		require.Len(t, again, len(evs)+1, "only a notice that it was a duplicate")
 		require.Equal(t, job.StatusDuplicate, again[len(evs)].Status)
 		require.True(t, again[len(evs)].Duplicate)
