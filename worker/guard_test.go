@@ -61,7 +61,7 @@ func TestSendGuard(t *testing.T) {
 		b.publishWith(t, "default", j, "twice-b", nil)
 		b.waitDrained(t)
 		require.Equal(t, 1, b.arrived(j.ID))
-		evs := brokertest.EventsOf(b.status.Msgs(), j.ID)
+		evs := b.waitStatus(t, j.ID, job.StatusDuplicate)
 		require.Equal(t, []job.Status{job.StatusAccepted, job.StatusDuplicate}, statuses(evs),
 			"the second copy stores the same accepted event, which is deduplicated, and a notice that it was a duplicate")
 		require.True(t, evs[1].Duplicate)
@@ -107,7 +107,11 @@ func TestSendGuard(t *testing.T) {
 		require.Equal(t, string(events.ReasonOutcomeUnknown), b.deadLetter(t, j.ID).Header.Get(events.HeaderReason))
 		require.Equal(t, 1, b.arrived(j.ID))
 
-		// Published again, it is not sent again.
+		// Published again once its ledger entry is final (written just after the
+		// final event; a copy that comes between the two is ended again, with the
+		// same final event, deduplicated), it is not sent again.
+		require.Eventually(t, func() bool { return b.entry(t, j.ID).Status.Final() }, 20*time.Second, 10*time.Millisecond,
+			"the ledger entry final")
 		b.publishWith(t, "bulk", j, "unknown-fail-again", nil)
 		b.waitDrained(t)
 		require.Equal(t, 1, b.arrived(j.ID))
