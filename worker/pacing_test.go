@@ -95,18 +95,21 @@ func TestPacing(t *testing.T) {
 
 	t.Run("PerDestinationLimitDelaysTheExcess", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, options{worker: worker.Config{Destination: worker.DestinationLimit{Max: 2, Window: time.Second}}})
+		// All five are stored before the worker starts, and the window is long
+		// enough that a busy machine cannot spread their first tries over two.
+		b := setup(t, options{noRun: true, worker: worker.Config{Destination: worker.DestinationLimit{Max: 2, Window: 3 * time.Second}}})
 		ids := make([]string, 5)
 		for i := range ids {
 			ids[i] = fmt.Sprintf("same-number-%d", i)
 			b.publishJob(t, "default", validJob(ids[i]))
 		}
-		msgs := b.waitAccepted(t, ids, 30*time.Second)
+		b.start(t)
+		msgs := b.waitAccepted(t, ids, 60*time.Second)
 		delayed := 0
 		for _, ev := range brokertest.Events(msgs) {
 			if ev.Status == job.StatusRetrying && ev.Error == "destination_limit" {
 				delayed++
-				require.Contains(t, ev.Detail, "at most 2 messages per 1s to one number")
+				require.Contains(t, ev.Detail, "at most 2 messages per 3s to one number")
 			}
 		}
 		require.GreaterOrEqual(t, delayed, 3, "three of five waited for a later window")
