@@ -95,14 +95,23 @@ func TestPacing(t *testing.T) {
 
 	t.Run("PerDestinationLimitDelaysTheExcess", func(t *testing.T) {
 		t.Parallel()
-		// All five are stored before the worker starts, and the window is long
-		// enough that a busy machine cannot spread their first tries over two.
-		b := setup(t, options{noRun: true, worker: worker.Config{Destination: worker.DestinationLimit{Max: 2, Window: 3 * time.Second}}})
+		// Windows are fixed (a multiple of Window since the epoch): the worker's
+		// clock is moved ahead to the start of one, so that its 3 s hold the five
+		// jobs' first tries (all stored before the worker starts) however slowly
+		// a busy machine runs them.
+		const window = 3 * time.Second
+		var ahead atomic.Int64 // set just before the worker starts
+		b := setup(t, options{noRun: true, worker: worker.Config{
+			Destination: worker.DestinationLimit{Max: 2, Window: window},
+			Now:         func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) },
+		}})
 		ids := make([]string, 5)
 		for i := range ids {
 			ids[i] = fmt.Sprintf("same-number-%d", i)
 			b.publishJob(t, "default", validJob(ids[i]))
 		}
+		now := time.Now()
+		ahead.Store(int64(time.Unix(0, (now.UnixNano()/int64(window)+1)*int64(window)).Sub(now)))
 		b.start(t)
 		msgs := b.waitAccepted(t, ids, 60*time.Second)
 		delayed := 0
