@@ -112,15 +112,24 @@ type Pending struct {
 func (w *Pending) Wait(ctx context.Context) error {
 	err := w.err
 	if err == nil {
-		select {
-		case <-w.f.Ok():
+		if err = awaitAck(ctx, w.f); err == nil {
 			return nil
-		case err = <-w.f.Err():
-		case <-ctx.Done():
-			err = ctx.Err()
 		}
 	}
 	return fmt.Errorf("publish %s event of job %s: %w", w.status, w.jobID, err)
+}
+
+// awaitAck waits for the answer to an asynchronous publish: nil once the stream
+// has stored the message, its error, or ctx's.
+func awaitAck(ctx context.Context, f jetstream.PubAckFuture) error {
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // StatusOther is the subject token of events whose status (as a gateway sent it)
@@ -198,14 +207,7 @@ func (p *Publisher) store(ctx context.Context, msg *nats.Msg) error {
 	if err != nil {
 		return err
 	}
-	select {
-	case <-f.Ok():
-		return nil
-	case err := <-f.Err():
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return awaitAck(ctx, f)
 }
 
 // oneLine makes text safe for a NATS header value, which ends at a line break.
