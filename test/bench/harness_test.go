@@ -396,3 +396,39 @@ func report(tb testing.TB, name string, value float64, unit, against string) {
 	line := fmt.Sprintf("%-44s %12.0f %-8s %s", name, value, unit, against)
 	fmt.Println(strings.TrimRight(line, " "))
 }
+
+// caseScope is a testing.TB whose cleanups run when its measurement ends
+// (end), not when the whole benchmark does: a case's servers, simulators and
+// workers would otherwise go on running, and taking CPU, beside the next
+// case's measurement.
+type caseScope struct {
+	testing.TB
+	mu       sync.Mutex
+	cleanups []func()
+}
+
+// newCase returns a scope within tb; tb's end ends it too, should a case fail
+// before its own end.
+func newCase(tb testing.TB) *caseScope {
+	c := &caseScope{TB: tb}
+	tb.Cleanup(c.end)
+	return c
+}
+
+// Cleanup registers f to run when the case ends, in reverse order.
+func (c *caseScope) Cleanup(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cleanups = append(c.cleanups, f)
+}
+
+// end runs the case's cleanups; safe twice.
+func (c *caseScope) end() {
+	c.mu.Lock()
+	fns := c.cleanups
+	c.cleanups = nil
+	c.mu.Unlock()
+	for i := len(fns) - 1; i >= 0; i-- {
+		fns[i]()
+	}
+}

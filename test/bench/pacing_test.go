@@ -33,11 +33,16 @@ func BenchmarkPacing(b *testing.B) {
 		fmt.Printf("%-44s %12s %-8s %s\n", "measurement", "value", "unit", "against")
 
 		// (a) Priority latency behind a draining bulk backlog.
-		s := startServer(b)
-		raw50, raw99 := rawLatency(b, s, 500)
+		// Each case ends (its worker, simulator and server stopped) before the next
+		// starts: the bulk backlog here would otherwise go on draining at 500/s
+		// beside every later measurement.
+		sc := newCase(b)
+		s := startServer(sc)
+		raw50, raw99 := rawLatency(sc, s, 500)
 		report2(b, "ceiling: raw JetStream publish→consume p50", ms(raw50), "ms", "")
 		report2(b, "ceiling: raw JetStream publish→consume p99", ms(raw99), "ms", "")
-		p50, p99 := priorityLatency(b, s, size(100_000), 500, 200)
+		p50, p99 := priorityLatency(sc, s, size(100_000), 500, 200)
+		sc.end()
 		tokenInterval := time.Second / 500
 		report2(b, "priority publish→gateway p50, bulk at 500/s", ms(p50), "ms", "")
 		report2(b, "priority publish→gateway p99, bulk at 500/s", ms(p99), "ms",
@@ -60,9 +65,11 @@ func BenchmarkPacing(b *testing.B) {
 			{5000, config.RateBurstDefault, concurrency, true},
 			{5000, 1, 256, true},
 		} {
-			s := startServer(b)
-			gw := startSimulator(b, gwsim.Config{Keep: -1})
-			run := pacedRun(b, s, gw, c.rate, c.burst, c.conc, measureWindow())
+			sc := newCase(b)
+			s := startServer(sc)
+			gw := startSimulator(sc, gwsim.Config{Keep: -1})
+			run := pacedRun(sc, s, gw, c.rate, c.burst, c.conc, measureWindow())
+			sc.end()
 			ratio := run.achieved / c.rate
 			against := rangeVerdict(ratio, 0.98, 1.00)
 			if c.info {
@@ -82,10 +89,12 @@ func BenchmarkPacing(b *testing.B) {
 
 		// (d) Concurrency sized by latency.
 		for _, lat := range []time.Duration{20 * time.Millisecond, 200 * time.Millisecond} {
-			s := startServer(b)
-			gw := startSimulator(b, gwsim.Config{Keep: -1, Latency: lat})
+			sc := newCase(b)
+			s := startServer(sc)
+			gw := startSimulator(sc, gwsim.Config{Keep: -1, Latency: lat})
 			const rate = 2000
-			run := pacedRun(b, s, gw, rate, config.RateBurstDefault, 2000, measureWindow())
+			run := pacedRun(sc, s, gw, rate, config.RateBurstDefault, 2000, measureWindow())
+			sc.end()
 			ratio := run.achieved / rate
 			report2(b, fmt.Sprintf("rate achieved at 2000/s, %s gateway (burst %d)", lat, config.RateBurstDefault), run.achieved, "msgs/s",
 				fmt.Sprintf("%s; concurrency chosen %d (rate×latency = %.0f)", atLeastVerdict(ratio, 0.97),
