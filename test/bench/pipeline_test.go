@@ -41,6 +41,9 @@ func BenchmarkPipeline(b *testing.B) {
 		report(b, "reference loop (consume → POST → ack), 0 ms", ref0.rate, "jobs/s",
 			fmt.Sprintf("%.2f of the %s ceiling", ref0.rate/min(jsCeiling, http0), lowerName(jsCeiling, http0)))
 		reportCPU(b, "  CPU per job, reference loop", ref0, "")
+		write := storedWrite(b, s, size(200_000))
+		reportCPU(b, "  CPU per stored write, pipelined", write, "(a KV put of a ledger entry's size)")
+		guardFloor(b, ref0, write)
 		jobs0 := runPipeline(b, s, gw0, size(200_000), "pipeline-0ms")
 		ratio0 := jobs0.rate / ref0.rate
 		report(b, "pipeline, 0 ms gateway", jobs0.rate, "jobs/s",

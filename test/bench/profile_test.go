@@ -19,6 +19,9 @@ func BenchmarkPipelineOnly(b *testing.B) {
 		gw := startGatewayProcess(b, latency)
 		ref := reference(b, s, gw, size(50_000), "reference-0ms")
 		reportCPU(b, fmt.Sprintf("reference loop: %.0f jobs/s", ref.rate), ref, "")
+		write := storedWrite(b, s, size(100_000))
+		reportCPU(b, "stored write, pipelined", write, "")
+		guardFloor(b, ref, write)
 		r := runPipeline(b, s, gw, size(100_000), "pipeline-0ms")
 		reportCPU(b, fmt.Sprintf("pipeline: %.0f jobs/s", r.rate), r,
 			fmt.Sprintf("%.2f× the reference's CPU, %.2f of its rate", float64(r.cpu())/float64(ref.cpu()), r.rate/ref.rate))

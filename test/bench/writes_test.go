@@ -1,0 +1,80 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// writesBucket is the stored-write measurement's own bucket, made like the
+// ledger's: file storage, one revision per key, per-message TTLs.
+const writesBucket = "BENCH_WRITES"
+
+// storedWrite measures what one stored write costs, worker and server together,
+// written the cheapest way there is: n KV puts of a ledger entry's size to fresh
+// keys, published asynchronously with up to 8,192 unanswered and awaited at the
+// end (no round trip waited for one by one). It is the unit of the send guard's
+// floor: every job needs some stored writes of its own besides the job and its
+// ack (see BenchmarkPipeline).
+func storedWrite(tb testing.TB, s *server, n int) result {
+	tb.Helper()
+	ctx := context.Background()
+	if _, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: writesBucket, History: 1, TTL: 24 * time.Hour, LimitMarkerTTL: time.Minute,
+		Storage: jetstream.FileStorage,
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	defer func() { _ = s.js.DeleteKeyValue(ctx, writesBucket) }()
+	// A ledger entry of an accepted job is about this size.
+	entry := []byte(`{"job_id":"` + strings.Repeat("j", 36) + `","lane":"bulk","state":"accepted","attempts":1,` +
+		`"message_id":"` + strings.Repeat("m", 36) + `","destination_hash":"` + strings.Repeat("h", 64) +
+		`","history":[{"state":"submitting","at":"2026-12-03T00:00:00Z"},{"state":"accepted","at":"2026-12-03T00:00:00Z"}]}`)
+	u := measure(tb, s, "")
+	var mu sync.Mutex
+	var failed error
+	for i := range n {
+		_, err := s.js.PublishMsgAsync(&nats.Msg{Subject: "$KV." + writesBucket + ".j." + strconv.Itoa(i), Data: entry},
+			jetstream.WithMsgTTL(time.Hour))
+		if err != nil {
+			mu.Lock()
+			failed = err
+			mu.Unlock()
+			break
+		}
+	}
+	select {
+	case <-s.js.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		tb.Fatal("stored writes not answered within a minute")
+	}
+	r := u.done(tb, n)
+	if failed != nil {
+		tb.Fatal(failed)
+	}
+	return r
+}
+
+// guardFloor prints the least CPU per job the send guard can cost on this server,
+// and that figure against the 1.6× target: the reference loop's CPU plus k stored
+// writes at the cheapest cost measured above, k being the records each job needs
+// of its own — the claim (looked up by job id on redelivery, stored before the
+// POST), the message-id index (receipts name the gateway's id; the gateway's
+// documents make `reference` optional in them) and the accepted event (the
+// contract's per-job event). Everything else the worker does (the ledger's
+// accepted mark, pacing, lanes, decoding, metrics) comes on top.
+func guardFloor(tb testing.TB, ref, write result) {
+	tb.Helper()
+	const records = 3
+	floor := ref.cpu() + records*write.cpu()
+	report(tb, fmt.Sprintf("  floor: reference + %d stored writes", records), float64(floor.Microseconds()), "µs/job",
+		fmt.Sprintf("%.2f times the reference loop's; the 1.6 target allows %d µs", float64(floor)/float64(ref.cpu()),
+			(ref.cpu()*16/10).Microseconds()))
+}
