@@ -53,8 +53,8 @@ func TestCallbacksNeedCredentials(t *testing.T) {
 }
 
 // TestNATSConnectionKickedByTheServer: the server closes the process's
-// connection; within 10 s the process is ready again (reconnected), or has
-// exited non-zero.
+// connections (the shared one and the ledger's); within 10 s the process is
+// ready again (reconnected), or has exited non-zero.
 func TestNATSConnectionKickedByTheServer(t *testing.T) {
 	t.Parallel()
 	env := brokertest.Run(t)
@@ -69,12 +69,12 @@ func TestNATSConnectionKickedByTheServer(t *testing.T) {
 	require.NoError(t, err)
 	kicked := 0
 	for _, c := range connz.Conns {
-		if c.Name == "jetsms" {
+		if c.Name == "jetsms" || c.Name == "jetsms-ledger" {
 			require.NoError(t, srv.DisconnectClientByID(c.Cid))
 			kicked++
 		}
 	}
-	require.Equal(t, 1, kicked, "the process's connection")
+	require.Equal(t, 2, kicked, "the process's connections")
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"github.com/nats-io/nats.go"
@@ -135,10 +136,21 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 	// the process exits non-zero (forced after broker.ExitAfterDefault) for its
 	// supervisor to restart; /healthz fails once the connection is closed, or has
 	// been down for broker.DownMaxDefault. The watch stops before the process
-	// closes the connection itself.
-	ctx, connWatch := broker.Watch(ctx, a.Conn(), broker.WatchConfig{}, log)
-	defer func() { err = connWatch.Err(err) }()
-	a.Admin().LiveUnless(admin.ReasonNATSDown, func() bool { return !connWatch.Alive() })
+	// closes the connection itself. Every connection of the process is watched.
+	var watches []*broker.ConnWatch
+	for _, nc := range a.Conns() {
+		var w *broker.ConnWatch
+		ctx, w = broker.Watch(ctx, nc, broker.WatchConfig{}, log)
+		watches = append(watches, w)
+	}
+	defer func() {
+		for _, w := range watches {
+			err = w.Err(err)
+		}
+	}()
+	a.Admin().LiveUnless(admin.ReasonNATSDown, func() bool {
+		return slices.ContainsFunc(watches, func(w *broker.ConnWatch) bool { return !w.Alive() })
+	})
 
 	<-ctx.Done()
 	// The grace period ends early on a second SIGINT or SIGTERM: jobs still in
@@ -153,7 +165,9 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer, r role) (er
 	} else {
 		log.Info("stopping")
 	}
-	connWatch.Stop()
+	for _, w := range watches {
+		w.Stop()
+	}
 	// Every component's error is logged as it stops; jobs cut off at the end of
 	// the grace period were handed back to NATS, which is a clean exit too.
 	_ = a.Stop(stopCtx)

@@ -123,10 +123,13 @@ type App struct {
 	admin *admin.Server
 
 	// Set by the components as they start; read once Start has returned.
-	emb         *broker.Embedded
-	natsURL     string
-	nc          *nats.Conn
-	js          jetstream.JetStream
+	emb     *broker.Embedded
+	natsURL string
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	// ncLedger carries the job ledger's reads and writes alone (see
+	// startConnection).
+	ncLedger    *nats.Conn
 	ledger      *ledger.Ledger
 	optOuts     *optout.List
 	pub         *events.Publisher
@@ -303,6 +306,10 @@ func (a *App) stopLocked(ctx context.Context) error {
 
 // Conn is the process's NATS connection, once Start has returned.
 func (a *App) Conn() *nats.Conn { return a.nc }
+
+// Conns are all the process's NATS connections, Conn first, once Start has
+// returned: a process is connected only when every one is.
+func (a *App) Conns() []*nats.Conn { return []*nats.Conn{a.nc, a.ncLedger} }
 
 // Names are the process's subjects, streams and buckets.
 func (a *App) Names() subjects.Names { return a.names }
