@@ -317,10 +317,12 @@ func (w *Worker) attempt(ctx context.Context, r *jobRun) (dispatcher.Result, err
 	}
 	// The send guard: no request leaves before the ledger says this worker is
 	// submitting the job.
+	claimStart := time.Now()
 	if err := w.claim(ctx, r, now); err != nil {
 		return dispatcher.Result{}, backoff.Permanent(err)
 	}
 	sent := time.Now()
+	w.cfg.Metrics.ObserveClaim(sent.Sub(claimStart))
 	w.cfg.Metrics.SubmissionStarted()
 	sender := w.send
 	if r.opts.Broadcast && w.cfg.Batcher != nil {

@@ -20,6 +20,9 @@ var (
 	// rateWaitBuckets spans a wait for a rate token: nothing, a fraction of one
 	// token's interval, up to a pause after the gateway pushed back.
 	rateWaitBuckets = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+	// claimBuckets spans the send guard's claim, one ledger write: well under a
+	// millisecond on an idle server, up to the seconds of a struggling one.
+	claimBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
 	// receiptLagBuckets spans receipt received → event stored, including receipts
 	// retried until their job is in the ledger (callbacks.resolve_within, 2 min).
 	receiptLagBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
@@ -40,6 +43,7 @@ type Metrics struct {
 	jobs          *prometheus.CounterVec
 	gateway       *prometheus.HistogramVec
 	rateWait      prometheus.Histogram
+	claim         prometheus.Histogram
 	rate          prometheus.Gauge
 	rateCeiling   prometheus.Gauge
 	replicas      prometheus.Gauge
@@ -86,6 +90,11 @@ func New() *Metrics {
 			Name:    "jetsms_ratelimit_wait_seconds",
 			Help:    "Time a submission waited for a rate token.",
 			Buckets: rateWaitBuckets,
+		}),
+		claim: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "jetsms_ledger_claim_duration_seconds",
+			Help:    "Duration of the send guard's claim: the ledger write each submission waits for before its request leaves, inside its submission slot.",
+			Buckets: claimBuckets,
 		}),
 		rate: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "jetsms_rate_per_second",
@@ -152,7 +161,7 @@ func New() *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.jobs, m.gateway, m.rateWait, m.rate, m.rateCeiling, m.replicas, m.rateChanges,
+		m.jobs, m.gateway, m.rateWait, m.claim, m.rate, m.rateCeiling, m.replicas, m.rateChanges,
 		m.inflight, m.concurrency, m.callbacks, m.receipts, m.receiptLag, m.publishFailed,
 		m.ledgerMisses, m.circuitOpen, m.circuitOpens, m.reconciled, m.buildInfo,
 	)
@@ -256,6 +265,14 @@ func (m *Metrics) ObserveGateway(o GatewayOutcome, d time.Duration) {
 		return
 	}
 	m.gateway.WithLabelValues(string(o)).Observe(d.Seconds())
+}
+
+// ObserveClaim records a claim of the send guard that took d.
+func (m *Metrics) ObserveClaim(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.claim.Observe(d.Seconds())
 }
 
 // ObserveRateLimitWait records a wait of d for a rate token.

@@ -45,6 +45,7 @@ func TestMetrics(t *testing.T) {
 		m.SubmissionStarted()
 		m.SubmissionDone()
 		m.SetConcurrencyLimit(64)
+		m.ObserveClaim(3 * time.Millisecond)
 		m.Callback(CallbackDLR, CallbackStored)
 		m.Callback(CallbackDLR, CallbackStored)
 		m.Callback(CallbackMO, CallbackUnauthorized)
@@ -64,6 +65,8 @@ func TestMetrics(t *testing.T) {
 			`jetsms_build_info{version="1.2.3"}`:                                     1,
 			`jetsms_ratelimit_wait_seconds_count`:                                    1,
 			`jetsms_ratelimit_wait_seconds_sum`:                                      0.25,
+			`jetsms_ledger_claim_duration_seconds_count`:                             1,
+			`jetsms_ledger_claim_duration_seconds_sum`:                               0.003,
 			`jetsms_rate_per_second`:                                                 40,
 			`jetsms_rate_ceiling_per_second`:                                         50,
 			`jetsms_replicas`:                                                        2,
