@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -260,6 +261,9 @@ func (s *server) countAccepted(tb testing.TB, n int) (*atomic.Int64, <-chan stru
 type result struct {
 	rate           float64
 	worker, server time.Duration
+	// claim and request, for a pipeline: the mean claim of the send guard and
+	// the mean accepted gateway request, which together hold a submission slot.
+	claim, request time.Duration
 }
 
 func (r result) cpu() time.Duration { return r.worker + r.server }
@@ -332,6 +336,8 @@ func runPipeline(tb testing.TB, s *server, gw *gateway, n int, name string) resu
 		}
 	}
 	r := u.done(tb, n)
+	r.claim = histogramMean(tb, a, "jetsms_ledger_claim_duration_seconds")
+	r.request = histogramMean(tb, a, `jetsms_gateway_request_duration_seconds{outcome="accepted"}`)
 	if os.Getenv("BENCH_VERBOSE") != "" && samples > 0 {
 		fmt.Printf("  mean in flight %.1f of %d, mean queued %.1f\n", float64(inflight)/float64(samples), concurrency, float64(queued)/float64(samples))
 	}
@@ -431,4 +437,36 @@ func (c *caseScope) end() {
 	for i := len(fns) - 1; i >= 0; i-- {
 		fns[i]()
 	}
+}
+
+// histogramMean reads the mean of the histogram series (name with its labels)
+// from the process's own /metrics.
+func histogramMean(tb testing.TB, a *app.App, series string) time.Duration {
+	tb.Helper()
+	resp, err := http.Get("http://" + a.AdminAddr() + "/metrics")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	name, labels, _ := strings.Cut(series, "{")
+	if labels != "" {
+		labels = "{" + labels
+	}
+	var sum, count float64
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, name+"_sum"+labels+" "); ok {
+			sum, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+		if v, ok := strings.CutPrefix(line, name+"_count"+labels+" "); ok {
+			count, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	if count == 0 {
+		tb.Fatalf("no %s in the process's metrics", series)
+	}
+	return time.Duration(sum / count * float64(time.Second))
 }

@@ -25,6 +25,7 @@ func BenchmarkPipelineOnly(b *testing.B) {
 		r := runPipeline(b, s, gw, size(100_000), "pipeline-0ms")
 		reportCPU(b, fmt.Sprintf("pipeline: %.0f jobs/s", r.rate), r,
 			fmt.Sprintf("%.2f× the reference's CPU, %.2f of its rate", float64(r.cpu())/float64(ref.cpu()), r.rate/ref.rate))
+		fmt.Printf("submission slot: claim %.2f ms + gateway request %.2f ms\n", ms(r.claim), ms(r.request))
 		b.ReportMetric(r.rate, "jobs/s")
 	}
 }
