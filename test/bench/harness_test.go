@@ -264,24 +264,32 @@ type result struct {
 	// claim and request, for a pipeline: the mean claim of the send guard and
 	// the mean accepted gateway request, which together hold a submission slot.
 	claim, request time.Duration
+	// gateway is the simulator process's CPU per job, when it is a process.
+	gateway time.Duration
 }
 
 func (r result) cpu() time.Duration { return r.worker + r.server }
 
-// usage measures the CPU of this process and of the server from now on.
+// usage measures the CPU of this process, of the server and of the gateway
+// (when it runs as a process) from now on.
 type usage struct {
 	s             *server
-	self, srv     time.Duration
+	gw            *gateway
+	self, srv, gc time.Duration
 	start         time.Time
 	stopProfiling func()
 }
 
-func measure(tb testing.TB, s *server, name string) *usage {
+// measure starts measuring; gw may be nil.
+func measure(tb testing.TB, s *server, gw *gateway, name string) *usage {
 	tb.Helper()
-	u := &usage{s: s, stopProfiling: profile(tb, s, name)}
+	u := &usage{s: s, gw: gw, stopProfiling: profile(tb, s, name)}
 	u.self, u.start = selfCPU(), time.Now()
 	if s.proc != nil {
 		u.srv = s.proc.cpu(tb)
+	}
+	if gw != nil && gw.proc != nil {
+		u.gc = gw.proc.cpu(tb)
 	}
 	return u
 }
@@ -292,6 +300,9 @@ func (u *usage) done(tb testing.TB, n int) result {
 	r := result{rate: float64(n) / time.Since(u.start).Seconds(), worker: (selfCPU() - u.self) / time.Duration(n)}
 	if u.s.proc != nil {
 		r.server = (u.s.proc.cpu(tb) - u.srv) / time.Duration(n)
+	}
+	if u.gw != nil && u.gw.proc != nil {
+		r.gateway = (u.gw.proc.cpu(tb) - u.gc) / time.Duration(n)
 	}
 	u.stopProfiling()
 	return r
@@ -312,7 +323,7 @@ func runPipeline(tb testing.TB, s *server, gw *gateway, n int, name string) resu
 
 	lim, _ := ratelimit.New(ratelimit.Config{PerSecond: math.Inf(1), Burst: 1})
 	before := gw.accepted(tb)
-	u := measure(tb, s, name)
+	u := measure(tb, s, gw, name)
 	a := startApp(tb, s, gw, lim, concurrency, nil)
 	w := a.Worker()
 	var samples, inflight, queued int

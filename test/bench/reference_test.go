@@ -56,7 +56,7 @@ func reference(tb testing.TB, s *server, gw *gateway, n int, name string) result
 	url := gw.url + "/messages"
 
 	before := gw.accepted(tb)
-	u := measure(tb, s, name)
+	u := measure(tb, s, gw, name)
 	const maxAttempts = worker.MaxAttemptsDefault
 	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       "reference",
