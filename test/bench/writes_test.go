@@ -2,14 +2,17 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetsms/jetsms/internal/ledger"
+	"github.com/jetsms/jetsms/job"
 )
 
 // writesBucket is the stored-write measurement's own bucket, made like the
@@ -20,9 +23,8 @@ const writesBucket = "BENCH_WRITES"
 // written the cheapest way there is: n KV puts of a ledger entry's size to fresh
 // keys, published asynchronously and awaited 512 at a time (no round trip waited
 // for one by one; a window, so that a server syncing every write does not stall
-// the publisher). It is the unit of the send guard's
-// floor: every job needs some stored writes of its own besides the job and its
-// ack (see BenchmarkPipeline).
+// the publisher). It is the unit of the send guard's floor: every job needs some
+// stored writes of its own besides the job and its ack (see BenchmarkPipeline).
 func storedWrite(tb testing.TB, s *server, n int) result {
 	tb.Helper()
 	ctx := context.Background()
@@ -33,10 +35,19 @@ func storedWrite(tb testing.TB, s *server, n int) result {
 		tb.Fatal(err)
 	}
 	defer func() { _ = s.js.DeleteKeyValue(ctx, writesBucket) }()
-	// A ledger entry of an accepted job is about this size.
-	entry := []byte(`{"job_id":"` + strings.Repeat("j", 36) + `","lane":"bulk","state":"accepted","attempts":1,` +
-		`"message_id":"` + strings.Repeat("m", 36) + `","destination_hash":"` + strings.Repeat("h", 64) +
-		`","history":[{"state":"submitting","at":"2026-12-03T00:00:00Z"},{"state":"accepted","at":"2026-12-03T00:00:00Z"}]}`)
+	// An accepted job's ledger entry, as the worker writes it for a bench job.
+	j := &job.Job{ID: "0190b6b2-7c1e-7d3a-9f4e-2b8c6d1a5e30", Lane: "bulk", Destination: "+64211234567",
+		Content: "Your code is 123456", Metadata: map[string]string{"tenant": "acme"}, Segments: 1}
+	now := time.Now()
+	e := ledger.FromJob(j, now)
+	e.Set(ledger.StateSubmitting, now, "", "")
+	e.Owner, e.Since, e.Attempts, e.Seq = "worker-7f3c", now, 1, 123456
+	e.Set(job.StatusAccepted, now, "+64211234567", "")
+	e.MessageID = "5b0f1c7e-3a2d-4e8f-9c6b-1d2e3f4a5b6c"
+	entry, err := json.Marshal(e)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	const window = 512
 	u := measure(tb, s, nil, "")
 	for i := range n {
